@@ -1,0 +1,1 @@
+"""One thin adapter per AWS service; every AWS call in functions/ goes through these."""

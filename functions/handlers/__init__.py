@@ -1,0 +1,1 @@
+"""Thin Lambda handlers: functions.handlers.<step>.handler."""

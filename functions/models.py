@@ -1,0 +1,462 @@
+"""Typed shapes of everything that crosses a boundary: the trigger event, `deployment.json`, the execution
+document each state reads, what each state writes at its key, and the SNS notification.
+
+Inputs (`*Input`) parse the WHOLE execution document and ignore keys they do not need; outputs are exactly
+what the step returns (the ASL stores it at the step's key with `ResultSelector {"r.$": "$.Payload"}` or
+`ResultPath`). Keys (docs/contracts.md): root = EventBridge event, `upload`, `lock`, `gate`, `model`,
+`endpoint_config`, `alarms`, `deployment`, `watch`, `shadow`, `error`, `outcome`, plus `execution`
+(= `$$.Execution.Name`, the correlation id).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# --------------------------------------------------------------------------------------------------------
+# Enums
+# --------------------------------------------------------------------------------------------------------
+
+
+class Strategy(StrEnum):
+    ALL_AT_ONCE = "ALL_AT_ONCE"
+    CANARY = "CANARY"
+    LINEAR = "LINEAR"
+
+
+class DeploymentMode(StrEnum):
+    CREATE = "CREATE"  # no endpoint yet: CreateEndpoint
+    UPDATE = "UPDATE"  # guarded blue/green UpdateEndpoint
+
+
+class DeploymentStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    ROLLED_BACK = "ROLLED_BACK"
+    FAILED = "FAILED"
+
+
+class Verdict(StrEnum):
+    PROMOTE = "PROMOTE"
+    REJECT = "REJECT"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class Outcome(StrEnum):
+    DEPLOYED = "DEPLOYED"
+    PROMOTED = "PROMOTED"
+    ROLLED_BACK = "ROLLED_BACK"
+    REJECTED = "REJECTED"
+    SHADOW_REJECTED = "SHADOW_REJECTED"
+    FAILED = "FAILED"
+    DUPLICATE = "DUPLICATE"
+    DRIFT = "DRIFT"
+    DATA_QUALITY = "DATA_QUALITY"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+class _Out(BaseModel):
+    """A step output: strict about its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _In(BaseModel):
+    """A step input: the whole execution document, unknown keys ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    execution: str | None = None  # $$.Execution.Name (correlation id); the ASL passes it at `execution`
+
+    @field_validator("execution", mode="before")
+    @classmethod
+    def _execution_name(cls, value: Any) -> Any:
+        # Accept "name", {"Name": ...} ($$.Execution) or an execution ARN.
+        if isinstance(value, dict):
+            value = value.get("Name") or value.get("Id")
+        if isinstance(value, str) and value.startswith("arn:"):
+            value = value.rsplit(":", 1)[-1]
+        return value
+
+
+# --------------------------------------------------------------------------------------------------------
+# Trigger: EventBridge "Object Created" (S3) and deployment.json
+# --------------------------------------------------------------------------------------------------------
+
+
+class S3Bucket(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=3, max_length=63)
+
+
+class S3Object(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    key: str = Field(min_length=1, max_length=1024)
+    size: int | None = Field(default=None, ge=0)
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
+class S3ObjectCreatedDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    bucket: S3Bucket
+    object: S3Object
+    reason: str | None = None
+
+
+class S3ObjectCreatedEvent(_In):
+    """The EventBridge event that starts an execution (the execution document's root)."""
+
+    version: str = "0"
+    id: str
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    source: Literal["aws.s3"]
+    account: str | None = None
+    time: str | None = None
+    region: str | None = None
+    resources: list[str] = []
+    detail: S3ObjectCreatedDetail
+
+
+class ShadowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    sampling_percent: int | None = Field(default=None, ge=1, le=100)
+    duration_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
+
+
+class DeploymentRequest(BaseModel):
+    """`deployment.json` beside the artifact (optional): overrides of the template defaults.
+
+    Percent ranges follow SageMaker's documented limits (canary <= 50 %, linear step 10-50 %).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: Strategy | None = None
+    canary_percent: int | None = Field(default=None, ge=1, le=50)
+    linear_step_percent: int | None = Field(default=None, ge=10, le=50)
+    shadow: ShadowRequest | None = None
+
+
+# --------------------------------------------------------------------------------------------------------
+# upload (parse_upload) and lock (acquire_lock / release_lock)
+# --------------------------------------------------------------------------------------------------------
+
+
+class ShadowSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+    sampling_percent: int = Field(ge=1, le=100)
+    duration_seconds: int = Field(ge=1)
+
+
+class ResourceNames(BaseModel):
+    """Derived names: SageMaker ones are <= 63 chars [a-zA-Z0-9-] (functions.steps.names)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    endpoint_config: str
+    variant: str
+    error_alarm: str
+    latency_alarm: str
+    experiment: str
+
+
+class Upload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bucket: str
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    artifact_uri: str  # s3://bucket/models/<name>/<version>/model.tar.gz
+    prefix: str  # models/<name>/<version>/
+    evaluation_key: str
+    deployment_key: str
+    model_name: str
+    model_version: str
+    endpoint_name: str
+    strategy: Strategy
+    canary_percent: int = Field(ge=1, le=50)
+    linear_step_percent: int = Field(ge=10, le=50)
+    shadow: ShadowSettings
+    names: ResourceNames
+    idempotency_key: str  # upload#<bucket>/<key>#<version-id or etag>
+
+
+class ParseUploadInput(S3ObjectCreatedEvent):
+    pass
+
+
+class ParseUploadOutput(Upload):
+    pass
+
+
+class UploadInput(_In):
+    """Any step that only needs `upload`."""
+
+    upload: Upload
+
+
+class LockState(_Out):
+    acquired: bool
+    duplicate: bool = False
+    owner: str
+    lock_key: str  # lock#<endpoint>
+    idempotency_key: str
+    expires_at: int  # epoch seconds (DynamoDB TTL)
+
+
+class AcquireLockInput(UploadInput):
+    pass
+
+
+class ReleaseLockInput(_In):
+    """Runs on every path (also Catch paths): everything but the endpoint is optional."""
+
+    upload: Upload | None = None
+    lock: LockState | None = None
+
+
+class ReleaseLockOutput(_Out):
+    released: bool
+    lock_key: str | None = None
+    reason: str = ""
+
+
+# --------------------------------------------------------------------------------------------------------
+# gate, model, endpoint_config, alarms
+# --------------------------------------------------------------------------------------------------------
+
+
+class BiasCheck(_Out):
+    facet: str
+    disparate_impact: float
+    difference_in_positive_proportions: float
+    passed: bool
+
+
+class GateResult(_Out):
+    passed: bool
+    auc: float
+    min_auc: float
+    production_model: str | None = None
+    production_auc: float | None = None
+    max_auc_drop: float
+    bias: list[BiasCheck] = []
+    xgboost_version: str
+    serving_framework_version: str | None = None
+    reasons: list[str] = []
+
+
+class QualityGateInput(UploadInput):
+    pass
+
+
+class CreatedResource(_Out):
+    name: str
+    arn: str | None = None
+    status: Literal["created", "existed"]
+
+
+class CreateModelInput(UploadInput):
+    pass
+
+
+class CreateEndpointConfigInput(UploadInput):
+    model: CreatedResource | None = None
+
+
+class AlarmsState(_Out):
+    error_alarm: str
+    latency_alarm: str
+    names: list[str]
+    created: list[str] = []  # put_metric_alarm is an upsert: names whose definition was absent before
+    existed: list[str] = []
+
+
+class EnsureAlarmsInput(UploadInput):
+    pass
+
+
+# --------------------------------------------------------------------------------------------------------
+# deployment (deploy, check_deployment), watch (post-deployment check / rollback)
+# --------------------------------------------------------------------------------------------------------
+
+
+class DeploymentState(_Out):
+    mode: DeploymentMode
+    endpoint_name: str
+    target_config: str  # the new endpoint config
+    previous_config: str | None = None  # serving config before the update (None on CREATE)
+    previous_failure_reason: str | None = None  # FailureReason before the update (it survives updates)
+    status: DeploymentStatus
+    endpoint_status: str | None = None
+    current_config: str | None = None  # EndpointConfigName from the latest DescribeEndpoint
+    failure_reason: str | None = None
+    alarms: dict[str, str] = {}  # alarm name -> OK | ALARM | INSUFFICIENT_DATA
+    alarms_in_alarm: list[str] = []
+    attempts: int = 0  # check_deployment polls so far
+    deployment_config: dict[str, Any] | None = None  # the DeploymentConfig sent (UPDATE)
+
+
+class DeployInput(UploadInput):
+    alarms: AlarmsState | None = None
+
+
+class WatchState(_Out):
+    alarms: dict[str, str] = {}
+    alarms_in_alarm: list[str] = []
+    alarm: bool  # True when a guardrail alarm fired after the deployment finished
+    rolled_back: bool = False
+    rollback_config: str | None = None  # config the endpoint was sent back to
+
+
+class CheckDeploymentInput(UploadInput):
+    """While `deployment.status` is IN_PROGRESS this polls the deployment and writes `deployment`;
+    once it is SUCCEEDED the same function is the post-deployment watch and writes `watch`."""
+
+    alarms: AlarmsState | None = None
+    deployment: DeploymentState
+
+
+class RollbackInput(UploadInput):
+    alarms: AlarmsState | None = None
+    deployment: DeploymentState
+    watch: WatchState | None = None
+
+
+# --------------------------------------------------------------------------------------------------------
+# shadow test
+# --------------------------------------------------------------------------------------------------------
+
+
+class VariantStats(_Out):
+    variant: str
+    invocations: float = 0  # SampleCount of Invocation5XXErrors (one datapoint per request)
+    errors_5xx: float = 0  # Sum of Invocation5XXErrors
+    error_rate: float | None = None
+    latency_avg_us: float | None = None
+    latency_p99_us: float | None = None
+
+
+class ShadowAnalysis(_Out):
+    verdict: Verdict
+    reasons: list[str] = []
+    production: VariantStats
+    shadow: VariantStats
+    method: str = "cloudwatch-thresholds"
+    details: dict[str, Any] = {}  # extra evidence (e.g. a sequential test's statistics)
+
+
+class ShadowState(_Out):
+    status: Literal["SKIPPED", "RUNNING", "ENDED", "CONCLUDED"]
+    skipped_reason: str | None = None
+    experiment_name: str
+    experiment_arn: str | None = None
+    experiment_status: str | None = None  # DescribeInferenceExperiment Status
+    endpoint_name: str
+    production_variant: str | None = None
+    production_model: str | None = None
+    shadow_variant: str
+    shadow_model: str
+    sampling_percent: int
+    starts_at: str | None = None  # ISO 8601
+    ends_at: str | None = None
+    done: bool = False  # the analysis is final: conclude now
+    verdict: Verdict | None = None
+    analysis: ShadowAnalysis | None = None
+    attempts: int = 0
+    actions: dict[str, str] | None = None  # ModelVariantActions sent by conclude
+
+
+class StartShadowTestInput(UploadInput):
+    model: CreatedResource | None = None
+
+
+class CheckShadowTestInput(UploadInput):
+    shadow: ShadowState
+
+
+class ConcludeShadowTestInput(UploadInput):
+    shadow: ShadowState
+
+
+# --------------------------------------------------------------------------------------------------------
+# notify
+# --------------------------------------------------------------------------------------------------------
+
+
+class ErrorInfo(BaseModel):
+    """What a Catch writes at `$.error`; `Cause` of a Lambda error is a JSON string with errorMessage."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    error: str = Field(default="Unknown", alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+    @property
+    def message(self) -> str:
+        try:
+            parsed = json.loads(self.cause)
+        except (TypeError, ValueError):
+            return self.cause
+        if isinstance(parsed, dict):
+            return str(parsed.get("errorMessage") or parsed.get("Cause") or self.cause)
+        return self.cause
+
+
+class NotifyInput(_In):
+    """Lenient on purpose: notify runs on Catch paths with partial documents and must never fail."""
+
+    outcome: str = "FAILED"
+    upload: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
+    deployment: dict[str, Any] | None = None
+    watch: dict[str, Any] | None = None
+    shadow: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    detail: dict[str, Any] | None = None  # the trigger event's detail, when parse_upload never ran
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tolerate(cls, data: Any) -> Any:
+        # Drop keys of the wrong type instead of failing: a half-written document still gets a message.
+        if not isinstance(data, dict):
+            return {}
+        out = dict(data)
+        for key in ("upload", "gate", "deployment", "watch", "shadow", "detail"):
+            if key in out and not isinstance(out[key], dict):
+                out.pop(key)
+        if "error" in out and not isinstance(out["error"], dict):
+            out["error"] = {"Error": "Unknown", "Cause": str(out["error"])}
+        if not isinstance(out.get("outcome", "FAILED"), str):
+            out["outcome"] = "FAILED"
+        if "execution" in out and not isinstance(out["execution"], str | dict):
+            out.pop("execution")
+        return out
+
+
+class NotificationPayload(_Out):
+    """The JSON part of the SNS message (also in the text body)."""
+
+    outcome: str
+    endpoint: str
+    model: str  # <name>/<version> or "unknown"
+    execution: str | None = None
+    artifact: str | None = None
+    summary: str
+    error: str | None = None  # the Step Functions error name (FAILED)
+    cause: str | None = None
+    details: dict[str, Any] = {}
+    timestamp: str
+
+
+class NotifyOutput(_Out):
+    message_id: str
+    outcome: str
+    subject: str
+    payload: NotificationPayload
