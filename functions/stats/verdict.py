@@ -136,6 +136,9 @@ class VerdictPolicy(_Frozen):
     max_malformed_fraction: float = Field(default=0.5, ge=0, le=1)
     # ground truth (paired): REJECT when the shadow is significantly less accurate / lower AUC
     paired_alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    auc_margin: float = Field(default=0.01, gt=0, lt=1, description="AUC loss tolerated for PROMOTE")
+    accuracy_margin: float = Field(default=0.01, gt=0, lt=1, description="accuracy loss tolerated for PROMOTE")
+    min_labeled: int = Field(default=50, ge=2, description="labeled pairs before the paired tests decide")
     on_inconclusive: Literal["Promote", "Remove"] = "Remove"
 
 
