@@ -1,0 +1,144 @@
+"""Make in-process moto's CloudWatch behave like AWS where the evaluator depends on it.
+
+moto 5.2.5 (checked in `moto/cloudwatch/`): a new alarm starts `OK` (AWS: `INSUFFICIENT_DATA`,
+reason "Unchecked: Initial alarm creation"); PutMetricAlarm on an existing alarm replaces it and
+resets its state (AWS keeps the state and only overwrites the configuration); DescribeAlarmHistory
+is not implemented, and SetAlarmState publishes nothing to the alarm's SNS actions (the evaluator
+publishes, see `notify.py`). `patch_moto()` fixes the first three, idempotently, for the moto
+running in this process (the local cloud's ThreadedMotoServer). Alarm history is kept in AWS's
+format: StateUpdate items with HistoryData {version, oldState, newState}, ConfigurationUpdate on
+create/update, Action items recorded by the evaluator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+_lock = threading.Lock()
+_patched = False
+HISTORY_ATTR = "guardrail_history"
+MAX_HISTORY = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def history_of(alarm: Any) -> list[dict[str, Any]]:
+    items = getattr(alarm, HISTORY_ATTR, None)
+    if items is None:
+        items = []
+        setattr(alarm, HISTORY_ATTR, items)
+    return items
+
+
+def record(alarm: Any, item_type: str, summary: str, data: dict[str, Any]) -> None:
+    items = history_of(alarm)
+    items.append(
+        {
+            "AlarmName": alarm.name,
+            "AlarmType": "MetricAlarm" if getattr(alarm, "rule", None) is None else "CompositeAlarm",
+            "Timestamp": _now(),
+            "HistoryItemType": item_type,
+            "HistorySummary": summary,
+            "HistoryData": json.dumps(data),
+        }
+    )
+    del items[:-MAX_HISTORY]
+
+
+def _state_json(value: str, reason: str, reason_data: str | None) -> dict[str, Any]:
+    state: dict[str, Any] = {"stateValue": value, "stateReason": reason}
+    if reason_data:
+        with contextlib.suppress(ValueError):
+            state["stateReasonData"] = json.loads(reason_data)
+    return state
+
+
+def patch_moto() -> None:
+    """Install the patches (safe to call many times)."""
+    global _patched
+    with _lock:
+        if _patched:
+            return
+        from moto.cloudwatch.models import Alarm, CloudWatchBackend
+        from moto.cloudwatch.responses import CloudWatchResponse
+        from moto.core.responses import ActionResult
+
+        original_put = CloudWatchBackend.put_metric_alarm
+        original_update = Alarm.update_state
+
+        def put_metric_alarm(self: Any, *args: Any, **kwargs: Any) -> Any:
+            name = kwargs.get("name", args[0] if args else None)
+            previous = self.alarms.get(name)
+            alarm = original_put(self, *args, **kwargs)
+            if previous is None:
+                alarm.state_value = "INSUFFICIENT_DATA"
+                alarm.state_reason = "Unchecked: Initial alarm creation"
+                record(
+                    alarm,
+                    "ConfigurationUpdate",
+                    f'Alarm "{name}" created',
+                    {"type": "Create", "version": "1.0"},
+                )
+            else:
+                for attr in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp"):
+                    setattr(alarm, attr, getattr(previous, attr))
+                setattr(alarm, HISTORY_ATTR, history_of(previous))
+                record(
+                    alarm,
+                    "ConfigurationUpdate",
+                    f'Alarm "{name}" updated',
+                    {"type": "Update", "version": "1.0"},
+                )
+            return alarm
+
+        def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> None:
+            old = _state_json(self.state_value, self.state_reason, self.state_reason_data)
+            original_update(self, reason, reason_data, state_value)
+            record(
+                self,
+                "StateUpdate",
+                f"Alarm updated from {old['stateValue']} to {state_value}",
+                {
+                    "version": "1.0",
+                    "oldState": old,
+                    "newState": _state_json(state_value, reason, reason_data),
+                },
+            )
+
+        def describe_alarm_history(self: Any) -> Any:
+            name = self._get_param("AlarmName")
+            item_type = self._get_param("HistoryItemType")
+            start, end = self._get_param("StartDate"), self._get_param("EndDate")
+            newest_first = (self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending"
+            max_records = int(self._get_param("MaxRecords") or 100)
+            offset = int(self._get_param("NextToken") or 0)
+            items = [
+                item
+                for alarm in self.cloudwatch_backend.alarms.values()
+                if name is None or alarm.name == name
+                for item in history_of(alarm)
+                if (item_type is None or item["HistoryItemType"] == item_type)
+                and (start is None or item["Timestamp"] >= _aware(start))
+                and (end is None or item["Timestamp"] <= _aware(end))
+            ]
+            items.sort(key=lambda i: i["Timestamp"], reverse=newest_first)
+            page = items[offset : offset + max_records]
+            result: dict[str, Any] = {"AlarmHistoryItems": page}
+            if offset + max_records < len(items):
+                result["NextToken"] = str(offset + max_records)
+            return ActionResult(result)
+
+        CloudWatchBackend.put_metric_alarm = put_metric_alarm
+        Alarm.update_state = update_state
+        CloudWatchResponse.describe_alarm_history = describe_alarm_history
+        _patched = True
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
