@@ -1,0 +1,258 @@
+"""Input (and prediction) drift of captured traffic against the training baseline in evaluation.json.
+
+Numeric features: live values are binned on the baseline's own bin edges; PSI = Σ (a - e) ln(a / e) over
+bins, and a KS-type statistic, the largest gap between the two binned CDFs (conservative: the gap on bin
+edges never exceeds the unbinned one), with the asymptotic two-sample Kolmogorov p-value.
+Categorical features (one-hot groups): PSI and Pearson's chi-square goodness of fit of the live category
+counts against the baseline proportions. Conventional PSI reading: < 0.1 stable, 0.1-0.2 moderate,
+> 0.2 major shift.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.capture import CaptureRecord
+from functions.evaluation import Baseline, ModelEvaluation, NumericBaseline
+from functions.stats.distributions import chi2_sf, ks_pvalue
+from functions.stats.schema import FeatureSchema, parse_value
+
+Status = Literal["stable", "moderate", "major", "insufficient"]
+
+
+class DriftPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    psi_moderate: float = Field(default=0.1, gt=0)
+    psi_major: float = Field(default=0.2, gt=0)
+    min_rows: int = Field(default=50, ge=1, description="live values needed before a feature is judged")
+    top: int = Field(default=5, ge=1)
+
+
+class FeatureDrift(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    feature: str
+    kind: Literal["numeric", "categorical", "prediction"]
+    rows: int  # live non-missing values
+    psi: float
+    status: Status
+    ks_statistic: float | None = None  # numeric: max gap of the binned CDFs
+    ks_p_value: float | None = None
+    chi2: float | None = None  # categorical
+    chi2_df: int | None = None
+    chi2_p_value: float | None = None
+    live_missing_fraction: float
+    baseline_missing_fraction: float
+    largest_shift: str  # the bin / category whose share moved most, e.g. "[35, 41): 12.0% -> 30.5%"
+
+
+class DriftReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    features: list[FeatureDrift]  # most drifted (highest PSI) first
+    prediction: FeatureDrift | None = None
+    top: list[str]  # names of the top drifting features (moderate or major)
+    drifted: bool  # any feature (or the prediction) with a major shift
+    explanation: str
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], floor: float = 1e-4) -> float:
+    """Population stability index of two distributions over the same bins (shares floored to avoid log 0)."""
+    if len(expected) != len(actual):
+        raise ValueError("psi needs the same bins on both sides")
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(e, floor), max(a, floor)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def _status(value: float, rows: int, policy: DriftPolicy) -> Status:
+    if rows < policy.min_rows:
+        return "insufficient"
+    return "major" if value > policy.psi_major else "moderate" if value > policy.psi_moderate else "stable"
+
+
+def _bin_label(edges: Sequence[float], i: int) -> str:
+    lo = "-inf" if i == 0 else f"{edges[i]:.4g}"
+    hi = "+inf" if i == len(edges) - 2 else f"{edges[i + 1]:.4g}"
+    return f"[{lo}, {hi})"
+
+
+def _shift(labels: Sequence[str], expected: Sequence[float], actual: Sequence[float]) -> str:
+    i = max(range(len(labels)), key=lambda k: abs(actual[k] - expected[k]))
+    return f"{labels[i]}: {100 * expected[i]:.1f}% -> {100 * actual[i]:.1f}%"
+
+
+class _Bins:
+    """Streaming counts of one numeric column on the baseline's bins (constant memory)."""
+
+    def __init__(self, baseline: NumericBaseline) -> None:
+        if not baseline.bin_proportions:
+            raise ValueError(f"{baseline.column}: the baseline has no bins")
+        # first/last edges are open-ended sentinels (-inf/+inf, or null once through JSON)
+        self.interior = list(baseline.bin_edges[1:-1])
+        self.counts = [0] * len(baseline.bin_proportions)
+        self.missing = 0
+
+    def add(self, v: float | None) -> None:
+        if v is None:
+            self.missing += 1
+        else:
+            self.counts[bisect.bisect_right(self.interior, v)] += 1
+
+
+def numeric_drift(
+    name: str, baseline: NumericBaseline, values: Iterable[float | None] | _Bins, policy: DriftPolicy,
+    kind: Literal["numeric", "prediction"] = "numeric",
+) -> FeatureDrift:
+    """Drift of one numeric column against its baseline bins (`None` = missing value)."""
+    if isinstance(values, _Bins):
+        bins = values
+    else:
+        bins = _Bins(baseline)
+        for v in values:
+            bins.add(v)
+    counts, missing, edges = bins.counts, bins.missing, baseline.bin_edges
+    nbins = len(counts)
+    n = sum(counts)
+    expected = baseline.bin_proportions
+    actual = [c / n for c in counts] if n else [0.0] * nbins
+    value = psi(expected, actual) if n else 0.0
+    d = cum_e = cum_a = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        cum_e, cum_a = cum_e + e, cum_a + a
+        d = max(d, abs(cum_a - cum_e))
+    base_n = baseline.count - baseline.missing
+    return FeatureDrift(
+        feature=name, kind=kind, rows=n, psi=value, status=_status(value, n, policy),
+        ks_statistic=d if n else None, ks_p_value=ks_pvalue(d, n, base_n) if n and base_n > 0 else None,
+        live_missing_fraction=missing / (n + missing) if n + missing else 0.0,
+        baseline_missing_fraction=baseline.missing / baseline.count if baseline.count else 0.0,
+        largest_shift=_shift([_bin_label(edges, i) for i in range(nbins)], expected, actual) if n else "no data",
+    )
+
+
+def categorical_drift(
+    name: str, proportions: dict[str, float], counts: dict[str, int], missing: int, baseline_missing: float,
+    policy: DriftPolicy,
+) -> FeatureDrift:
+    """Drift of one categorical feature from live category counts (`missing` = rows with no valid category)."""
+    cats = list(proportions)
+    n = sum(counts.get(c, 0) for c in cats)
+    expected = [proportions[c] for c in cats]
+    actual = [counts.get(c, 0) / n for c in cats] if n else [0.0] * len(cats)
+    value = psi(expected, actual) if n else 0.0
+    chi2 = p = None
+    if n:
+        floor = 0.5 / max(n, 1)  # a category never seen in training still gets a finite expectation
+        chi2 = sum((counts.get(c, 0) - n * max(e, floor)) ** 2 / (n * max(e, floor)) for c, e in zip(cats, expected, strict=True))
+        p = chi2_sf(chi2, len(cats) - 1) if len(cats) > 1 else 1.0
+    return FeatureDrift(
+        feature=name, kind="categorical", rows=n, psi=value, status=_status(value, n, policy),
+        chi2=chi2, chi2_df=len(cats) - 1, chi2_p_value=p,
+        live_missing_fraction=missing / (n + missing) if n + missing else 0.0,
+        baseline_missing_fraction=baseline_missing,
+        largest_shift=_shift(cats, expected, actual) if n else "no data",
+    )
+
+
+def _explain(report_rows: int, features: list[FeatureDrift], prediction: FeatureDrift | None) -> str:
+    flagged = [f for f in [*features, *([prediction] if prediction else [])] if f.status in ("major", "moderate")]
+    if not flagged:
+        return f"no drift over {report_rows} rows (all PSI <= moderate threshold)"
+    parts = [f"{f.feature} PSI {f.psi:.3f} {f.status} ({f.largest_shift})" for f in flagged[:5]]
+    return f"drift over {report_rows} rows: " + "; ".join(parts)
+
+
+def check(
+    baseline: ModelEvaluation | Baseline,
+    rows: Iterable[Sequence[str | float | None]],
+    *,
+    columns: Sequence[str] | None = None,
+    scores: Iterable[float] | None = None,
+    policy: DriftPolicy | None = None,
+) -> DriftReport:
+    """Drift of captured input rows (endpoint column order) and, optionally, of the model's scores.
+
+    Rows with the wrong column count or unparsable values are skipped here (data quality counts them).
+    """
+    policy = policy or DriftPolicy()
+    schema = FeatureSchema.of(baseline, columns)
+    width = len(schema.columns)
+    num_bins = [_Bins(f.baseline) for f in schema.numeric]
+    cat_counts: list[dict[str, int]] = [{} for _ in schema.categorical]
+    cat_missing = [0] * len(schema.categorical)
+    n_rows = 0
+    for row in rows:
+        if len(row) != width:
+            continue
+        try:
+            values = [parse_value(f) for f in row]
+        except ValueError:
+            continue
+        n_rows += 1
+        for k, feat in enumerate(schema.numeric):
+            num_bins[k].add(values[feat.index])
+        for k, feat in enumerate(schema.categorical):
+            hot = [c for c, i in feat.indices.items() if values[i] == 1.0]
+            if len(hot) == 1:
+                cat_counts[k][hot[0]] = cat_counts[k].get(hot[0], 0) + 1
+            else:
+                cat_missing[k] += 1
+    features = [numeric_drift(f.name, f.baseline, num_bins[k], policy) for k, f in enumerate(schema.numeric)]
+    features += [
+        categorical_drift(
+            f.name, f.baseline.proportions, cat_counts[k], cat_missing[k],
+            f.baseline.missing / f.baseline.count if f.baseline.count else 0.0, policy,
+        )
+        for k, f in enumerate(schema.categorical)
+    ]
+    features.sort(key=lambda f: (f.status != "insufficient", f.psi), reverse=True)
+    prediction = None
+    if scores is not None:
+        prediction = numeric_drift("prediction", schema.baseline.prediction, scores, policy, kind="prediction")
+    judged = [f for f in [*features, *([prediction] if prediction else [])] if f.status != "insufficient"]
+    return DriftReport(
+        rows=n_rows,
+        features=features,
+        prediction=prediction,
+        top=[f.feature for f in features if f.status in ("major", "moderate")][: policy.top],
+        drifted=any(f.status == "major" for f in judged),
+        explanation=_explain(n_rows, features, prediction),
+    )
+
+
+def check_records(
+    baseline: ModelEvaluation | Baseline,
+    records: Iterable[CaptureRecord],
+    *,
+    columns: Sequence[str] | None = None,
+    policy: DriftPolicy | None = None,
+) -> DriftReport:
+    """Drift of one variant's data capture: its input rows and its output scores."""
+    schema = FeatureSchema.of(baseline, columns)
+    score_bins = _Bins(schema.baseline.prediction)
+
+    def rows() -> Iterable[Sequence[str]]:
+        for rec in records:
+            for score in rec.scores or ():
+                score_bins.add(score)
+            yield from rec.rows or ()
+
+    policy = policy or DriftPolicy()
+    report = check(baseline, rows(), columns=columns, policy=policy)
+    if not sum(score_bins.counts):
+        return report
+    pred = numeric_drift("prediction", schema.baseline.prediction, score_bins, policy, "prediction")
+    drifted = report.drifted or pred.status == "major"
+    return report.model_copy(
+        update={"prediction": pred, "drifted": drifted, "explanation": _explain(report.rows, report.features, pred)}
+    )
