@@ -26,9 +26,13 @@ PERIODS = (1, 5, 10, 30, 60, 300, 900, 3600)
 # State names that mark a moment worth a vertical line on the plots, and their label.
 MOMENT_STATES = {
     "Deploy": "deploy",
-    "Rollback": "rollback",
     "StartShadowTest": "shadow start",
     "ConcludeShadowTest": "shadow concluded",
+    "Rollback": "post-deployment rollback",
+    "RolledBack": "rolled back",
+    "Promoted": "promoted",
+    "ShadowRejected": "shadow rejected",
+    "Rejected": "rejected",
     "Notify": "notify",
 }
 ALARM_LEVEL = {"OK": 0.0, "INSUFFICIENT_DATA": 0.5, "ALARM": 1.0}
@@ -278,12 +282,17 @@ def _alarm_transitions(
         at = _utc(alarm["StateUpdatedTimestamp"])
         return [(at, alarm["StateValue"])], "describe_alarms (no alarm history available)"
     transitions = []
-    for item in items:
+    for item in sorted(items, key=lambda i: i["Timestamp"]):
         data = _json(item.get("HistoryData")) or {}
+        old_state = (data.get("oldState") or {}).get("stateValue")
         new_state = (data.get("newState") or {}).get("stateValue")
+        if old_state and not transitions:  # the state the window opened with
+            transitions.append((start, old_state))
         if new_state:
             transitions.append((_utc(item["Timestamp"]), new_state))
-    return sorted(transitions), "describe_alarm_history"
+    if not transitions:  # no change in the window: it stayed in its current state
+        transitions.append((start, alarm["StateValue"]))
+    return transitions, "describe_alarm_history"
 
 
 def _alarms(cw: Any, endpoint: str, names: list[str], start: datetime, end: datetime) -> list[AlarmInfo]:
@@ -337,8 +346,8 @@ def _moments(visits: list[StateVisit], alarms: list[AlarmInfo]) -> list[Moment]:
             moments.append(Moment(at=visit.entered, label=MOMENT_STATES[visit.name]))
         deployment = (visit.output or {}).get("deployment") or {}
         rolled_back = isinstance(deployment, dict) and deployment.get("status") == "ROLLED_BACK"
-        if rolled_back and not any(m.label == "rolled back" for m in moments):
-            moments.append(Moment(at=visit.exited or visit.entered, label="rolled back"))
+        if rolled_back and not any(m.label == "rollback detected" for m in moments):
+            moments.append(Moment(at=visit.exited or visit.entered, label="rollback detected"))
     for alarm in alarms:
         for at, state in alarm.transitions:
             if state == "ALARM":
@@ -353,13 +362,14 @@ def _notifications(visits: list[StateVisit]) -> list[Notification]:
             continue
         result = visit.output.get("notification") or visit.output.get("notify") or {}
         result = result.get("r", result) if isinstance(result, dict) else {}
+        payload = result.get("payload") if isinstance(result.get("payload"), dict) else {}
         notes.append(
             Notification(
                 at=visit.exited or visit.entered,
-                outcome=visit.output.get("outcome"),
+                outcome=result.get("outcome") or visit.output.get("outcome"),
                 subject=result.get("subject"),
-                message=result.get("message") or result.get("body"),
-                detail={k: v for k, v in result.items() if k not in ("subject", "message", "body")},
+                message=result.get("message") or payload.get("summary"),
+                detail=payload or result,
             )
         )
     return notes
@@ -386,7 +396,7 @@ def collect(
     ) or _json(execution.get("input")) or {}
     upload = document.get("upload") or {}
     endpoint = upload.get("endpoint_name") or _find(document, "endpoint_name")
-    new_config = upload.get("endpoint_config_name") or _find(document, "endpoint_config_name")
+    new_config = (upload.get("names") or {}).get("endpoint_config") or _find(document, "target_config")
     previous = _find(document.get("deployment") or {}, "previous_config") or _find(document, "previous_config")
     window_start = start - timedelta(seconds=30)
     window_end = (stop or datetime.now(UTC)) + timedelta(seconds=30)
@@ -428,7 +438,7 @@ def collect(
 def _mark_moments(fig: go.Figure, moments: list[Moment], rows: int = 1) -> None:
     """Vertical dashed lines at the moments that matter (drawn as shapes: works on date axes)."""
     for moment in moments:
-        colour = "#c0392b" if "ALARM" in moment.label or moment.label == "rolled back" else "#7f8c8d"
+        colour = "#c0392b" if "ALARM" in moment.label or "roll" in moment.label else "#7f8c8d"
         for row in range(1, rows + 1):
             axis = "" if row == 1 else str(row)
             fig.add_shape(
@@ -545,10 +555,10 @@ def _numbers(section: Any) -> dict[str, float]:
 
 
 def shadow_figure(data: ReportData) -> go.Figure | None:
-    """Production vs shadow: the evidence the verdict rests on, plus invocations per variant."""
+    """Production vs shadow: one small panel per number the verdict rests on, plus invocations per variant."""
     if not data.shadow:
         return None
-    evidence = data.shadow.get("evidence") or data.shadow
+    evidence = data.shadow.get("analysis") or data.shadow.get("evidence") or data.shadow
     production = _numbers(evidence.get("production")) if isinstance(evidence, dict) else {}
     shadow = _numbers(evidence.get("shadow")) if isinstance(evidence, dict) else {}
     metrics = [m for m in production if m in shadow]
@@ -556,22 +566,25 @@ def shadow_figure(data: ReportData) -> go.Figure | None:
     for s in data.series:
         if s.metric == "Invocations" and "EndpointConfigName" not in s.dimensions:
             per_variant[s.dimensions["VariantName"]] = sum(s.values)
-    if not metrics and not per_variant:
+    panels = [*metrics, *(["invocations per variant (CloudWatch)"] if per_variant else [])]
+    if not panels:
         return None
-    fig = make_subplots(
-        rows=1, cols=2, column_widths=[0.7, 0.3],
-        subplot_titles=("Production vs shadow", "Invocations per variant"),
-    )
-    if metrics:
-        fig.add_trace(go.Bar(x=metrics, y=[production[m] for m in metrics], name="production"), row=1, col=1)
-        fig.add_trace(go.Bar(x=metrics, y=[shadow[m] for m in metrics], name="shadow"), row=1, col=1)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels)
+    for col, metric in enumerate(metrics, start=1):
+        fig.add_trace(
+            go.Bar(
+                x=["production", "shadow"], y=[production[metric], shadow[metric]], name=metric,
+                marker_color=["#2e86de", "#e67e22"], showlegend=False,
+            ),
+            row=1, col=col,
+        )
     if per_variant:
         fig.add_trace(
-            go.Bar(x=list(per_variant), y=list(per_variant.values()), name="invocations", marker_color="#7f8c8d"),
-            row=1, col=2,
+            go.Bar(x=list(per_variant), y=list(per_variant.values()), marker_color="#7f8c8d", showlegend=False),
+            row=1, col=len(panels),
         )
-    verdict = data.shadow.get("verdict") or "?"
-    fig.update_layout(title=f"Shadow test · verdict {verdict}", height=420, barmode="group")
+    verdict = data.shadow.get("verdict") or (evidence.get("verdict") if isinstance(evidence, dict) else None)
+    fig.update_layout(title=f"Shadow test · verdict {verdict or '?'}", height=380)
     return fig
 
 

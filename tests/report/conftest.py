@@ -9,6 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.alarms import patch_moto
+
 ENDPOINT = "guardrail-bank-marketing"
 OLD, NEW = "gr-bank-marketing-v1-cfg", "gr-bank-marketing-v3-cfg"
 ERR_ALARM, LAT_ALARM = "gr-bank-marketing-v3-5xx", "gr-bank-marketing-v3-latency"
@@ -18,29 +20,37 @@ DEFINITION = {
     "StartAt": "ParseUpload",
     "States": {
         "ParseUpload": {
-            "Type": "Pass", "ResultPath": "$.upload", "Next": "Deploy",
-            "Result": {"endpoint_name": ENDPOINT, "endpoint_config_name": NEW, "model_name": "gr-v3",
-                       "alarm_names": [ERR_ALARM, LAT_ALARM]},
+            "Type": "Pass", "ResultPath": "$.upload", "Next": "EnsureAlarms",
+            "Result": {"endpoint_name": ENDPOINT, "model_name": "bank-marketing", "model_version": "v3",
+                       "names": {"model": "gr-v3", "endpoint_config": NEW, "variant": "AllTraffic"}},
+        },
+        "EnsureAlarms": {
+            "Type": "Pass", "ResultPath": "$.alarms", "Next": "Deploy",
+            "Result": {"error_alarm": ERR_ALARM, "latency_alarm": LAT_ALARM, "names": [ERR_ALARM, LAT_ALARM]},
         },
         "Deploy": {
             "Type": "Pass", "ResultPath": "$.deployment", "Next": "WaitForDeployment",
-            "Result": {"mode": "UPDATE", "previous_config": OLD, "status": "IN_PROGRESS"},
+            "Result": {"mode": "UPDATE", "endpoint_name": ENDPOINT, "target_config": NEW, "previous_config": OLD,
+                       "status": "IN_PROGRESS"},
         },
         "WaitForDeployment": {"Type": "Wait", "Seconds": 1, "Next": "CheckDeployment"},
         "CheckDeployment": {
             "Type": "Pass", "ResultPath": "$.deployment", "Next": "DeploymentOutcome",
-            "Result": {"mode": "UPDATE", "previous_config": OLD, "status": "ROLLED_BACK",
+            "Result": {"mode": "UPDATE", "endpoint_name": ENDPOINT, "target_config": NEW, "previous_config": OLD,
+                       "status": "ROLLED_BACK", "current_config": OLD,
                        "failure_reason": f"One or more configured alarm for automatic rollback deployment is in ALARM state: [{ERR_ALARM}]."},
         },
         "DeploymentOutcome": {
             "Type": "Choice", "Default": "Notify",
-            "Choices": [{"Variable": "$.deployment.status", "StringEquals": "ROLLED_BACK", "Next": "SetRolledBack"}],
+            "Choices": [{"Variable": "$.deployment.status", "StringEquals": "ROLLED_BACK", "Next": "RolledBack"}],
         },
-        "SetRolledBack": {"Type": "Pass", "Result": "ROLLED_BACK", "ResultPath": "$.outcome", "Next": "Notify"},
+        "RolledBack": {"Type": "Pass", "Result": "ROLLED_BACK", "ResultPath": "$.outcome", "Next": "Notify"},
         "Notify": {
             "Type": "Pass", "ResultPath": "$.notification", "Next": "Done",
-            "Result": {"subject": "Guardrail: ROLLED_BACK gr-v3 on guardrail-bank-marketing",
-                       "message": "Rolled back: 5XX alarm", "message_id": "m-1"},
+            "Result": {"message_id": "m-1", "outcome": "ROLLED_BACK",
+                       "subject": "Guardrail: ROLLED_BACK gr-v3 on guardrail-bank-marketing",
+                       "payload": {"outcome": "ROLLED_BACK", "endpoint": ENDPOINT, "model": "bank-marketing/v3",
+                                   "summary": "Rolled back: 5XX alarm", "timestamp": "2026-01-01T00:00:00Z"}},
         },
         "Done": {"Type": "Succeed"},
     },
@@ -49,6 +59,7 @@ DEFINITION = {
 
 @pytest.fixture
 def rollback_execution():
+    patch_moto()  # the local cloud's moto: alarms start INSUFFICIENT_DATA and keep a history
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         session = boto3.Session(region_name="us-east-1")
         sfn = session.client("stepfunctions")
@@ -71,6 +82,7 @@ def rollback_execution():
             if sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
                 break
             time.sleep(0.1)
+        cw.set_alarm_state(AlarmName=LAT_ALARM, StateValue="OK", StateReason="latency fine")
         cw.set_alarm_state(AlarmName=ERR_ALARM, StateValue="ALARM", StateReason="5XX rate 0.4 >= 0.05")
         # Ten seconds of traffic: the old fleet healthy, the new fleet answering 40% 5XX.
         now = datetime.now(UTC).replace(microsecond=0)

@@ -11,18 +11,21 @@ def test_collect_reads_path_metrics_alarms_and_notification(rollback_execution):
     assert data.outcome == "ROLLED_BACK"
     assert (data.endpoint, data.new_config, data.previous_config) == (ex.endpoint, ex.new, ex.old)
     assert [v.name for v in data.visits] == [
-        "ParseUpload", "Deploy", "WaitForDeployment", "CheckDeployment", "DeploymentOutcome", "SetRolledBack",
+        "ParseUpload", "EnsureAlarms", "Deploy", "WaitForDeployment", "CheckDeployment", "DeploymentOutcome", "RolledBack",
         "Notify", "Done",
     ]
-    wait = data.visits[2]
+    wait = data.visits[3]
     assert (wait.exited - wait.entered).total_seconds() >= 1
     configs = {s.dimensions["EndpointConfigName"] for s in data.series if s.metric == "Invocations"}
     assert configs == {ex.old, ex.new}
     new_errors = next(s for s in data.series if s.metric == "Invocation5XXErrors" and s.dimensions["EndpointConfigName"] == ex.new)
     assert sum(new_errors.values) / len(new_errors.values) == pytest.approx(0.4)
     assert {a.name: a.state for a in data.alarms} == {ex.err_alarm: "ALARM", ex.lat_alarm: "OK"}
-    assert [m.label for m in data.moments if m.label in ("deploy", "rolled back", "notify")] == [
-        "deploy", "rolled back", "notify"
+    err = next(a for a in data.alarms if a.name == ex.err_alarm)
+    assert err.history_source == "describe_alarm_history"
+    assert [state for _, state in err.transitions] == ["INSUFFICIENT_DATA", "ALARM"]
+    assert [m.label for m in data.moments if m.label in ("deploy", "rollback detected", "rolled back", "notify")] == [
+        "deploy", "rollback detected", "rolled back", "notify"
     ]
     assert any(m.label == "ALARM Invocation5XXErrors" for m in data.moments)
     assert data.notifications[0].subject.startswith("Guardrail: ROLLED_BACK")
@@ -63,10 +66,10 @@ def test_failed_visit_and_shadow_evidence_are_rendered():
         execution_arn="arn:x", name="x", status="SUCCEEDED", start=t0, stop=t0 + timedelta(seconds=2),
         outcome="PROMOTED", endpoint=None, new_config=None, previous_config=None, error=None, document={},
         visits=visits, moments=[], period=1, series=[], alarms=[], notifications=[],
-        shadow={"verdict": "PROMOTE", "evidence": {"production": {"auc": 0.78, "error_rate": 0.0},
-                                                   "shadow": {"auc": 0.80, "error_rate": 0.0}}},
+        shadow={"verdict": "PROMOTE", "analysis": {"production": {"variant": "AllTraffic", "auc": 0.78, "error_rate": 0.0},
+                                                   "shadow": {"variant": "shadow", "auc": 0.80, "error_rate": 0.0}}},
     )
     fig = report.shadow_figure(data)
-    assert [t.name for t in fig.data] == ["production", "shadow"]
+    assert [list(t.y) for t in fig.data] == [[0.78, 0.80], [0.0, 0.0]]
     assert "verdict PROMOTE" in fig.layout.title.text
     assert report.render(data).count("Plotly.newPlot") == 3
