@@ -1,0 +1,514 @@
+"""The emulator's state and its control-plane operations (models, endpoint configs, endpoints).
+
+Every operation takes the validated request params and returns the response dict; long-running work
+(provisioning, blue/green updates, experiments) runs in threads that all stop on `Backend.stopping`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from local.sagemaker import deployment
+from local.sagemaker.capture import CaptureWriter
+from local.sagemaker.container import ArtifactError, ServedModel, unpack
+from local.sagemaker.errors import ResourceLimitExceeded, UnknownOperationException, ValidationException
+from local.sagemaker.fleet import Fleet, Variant
+from local.sagemaker.metrics import MetricsPublisher
+
+log = logging.getLogger(__name__)
+
+ACCOUNT = "123456789012"
+MAX_ENDPOINTS = 100  # account limit the emulator enforces (ResourceLimitExceeded beyond it)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Resource:
+    name: str
+    arn: str
+    created: datetime
+    spec: dict[str, Any]
+
+
+@dataclass
+class Endpoint:
+    name: str
+    arn: str
+    created: datetime
+    config_name: str
+    status: str = "Creating"
+    modified: datetime = field(default_factory=now)
+    blue: Fleet | None = None
+    green: Fleet | None = None
+    green_share: float = 0.0
+    failure_reason: str | None = None
+    last_deployment_config: dict[str, Any] | None = None
+    pending: dict[str, Any] | None = None  # PendingDeploymentSummary while creating/updating
+    experiment: Any = None  # the running InferenceExperiment, if any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- deployment state changes (called from deployment/experiment threads) ---
+
+    def start_pending(self, config_name: str, variants: list[dict[str, Any]]) -> None:
+        t = now()
+        self.pending = {
+            "EndpointConfigName": config_name,
+            "StartTime": t,
+            "ProductionVariants": [{
+                "VariantName": v["VariantName"],
+                "CurrentWeight": 0.0,
+                "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+                "CurrentInstanceCount": 0,
+                "DesiredInstanceCount": v.get("InitialInstanceCount", 1),
+                "InstanceType": v.get("InstanceType"),
+                "VariantStatus": [{"Status": "Creating",
+                                   "StatusMessage": f"Launching {v.get('InitialInstanceCount', 1)} instance(s).",
+                                   "StartTime": t}],
+            } for v in variants],
+        }
+
+    def set_pending_status(self, status: str, message: str, active_instances: int) -> None:
+        if self.pending is None or self.green is None:
+            return
+        t = now()
+        for pv in self.pending["ProductionVariants"]:
+            green = self.green.find(pv["VariantName"])
+            pv["CurrentInstanceCount"] = min(active_instances, pv["DesiredInstanceCount"])
+            pv["CurrentWeight"] = pv["DesiredWeight"] if status == "Baking" else pv["CurrentWeight"]
+            if green is not None:
+                pv["DeployedImages"] = green.summary()["DeployedImages"]
+            pv["VariantStatus"] = [{"Status": status, "StatusMessage": message, "StartTime": t}]
+
+    def roll_back(self, reason: str) -> None:
+        with self.lock:
+            self.green_share = 0.0  # all traffic back to blue before green goes away
+            self.green = None
+            self.pending = None
+            self.failure_reason = reason
+            self.status = "InService"
+            self.modified = now()
+        log.info("endpoint %s rolled back: %s", self.name, reason)
+
+    def finish_update(self, green: Fleet) -> None:
+        with self.lock:
+            self.blue = green
+            self.config_name = green.config_name
+            self.green = None
+            self.green_share = 0.0
+            self.pending = None
+            self.status = "InService"
+            self.modified = now()
+
+    # --- routing ---
+
+    def serving_fleet(self) -> Fleet:
+        green, share = self.green, self.green_share
+        if green is not None and share > 0 and (share >= 1.0 or _random() < share):
+            return green
+        assert self.blue is not None
+        return self.blue
+
+    def find_variant(self, name: str) -> Variant | None:
+        for fleet in (self.green if self.green_share > 0 else None, self.blue):
+            if fleet is not None and (v := fleet.find(name)) is not None:
+                return v
+        return None
+
+
+def _random() -> float:
+    import random
+
+    return random.random()
+
+
+class Backend:
+    def __init__(
+        self,
+        aws_endpoint_url: str | None,
+        region: str = "us-east-1",
+        provisioning_delay: float = 0.5,
+        alarm_poll_interval: float = 0.5,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.region = region
+        self.provisioning_delay = provisioning_delay
+        self.alarm_poll_interval = alarm_poll_interval
+        session = boto3.session.Session(region_name=region)
+        creds = {} if session.get_credentials() else {
+            "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},
+                     max_pool_connections=20)
+        self.s3 = session.client("s3", endpoint_url=aws_endpoint_url, config=cfg, **creds)
+        self.cloudwatch = session.client("cloudwatch", endpoint_url=aws_endpoint_url, config=cfg, **creds)
+        self.metrics = MetricsPublisher(self.cloudwatch, flush_interval)
+        self.capture = CaptureWriter(self.s3, flush_interval)
+        self.models: dict[str, Resource] = {}
+        self.configs: dict[str, Resource] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.experiments: dict[str, Any] = {}
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        from local.sagemaker import experiments, runtime
+
+        self.runtime = runtime.Runtime(self)
+        self._ops = {
+            "CreateModel": self.create_model, "DescribeModel": self.describe_model,
+            "DeleteModel": self.delete_model, "ListModels": self.list_models,
+            "CreateEndpointConfig": self.create_endpoint_config,
+            "DescribeEndpointConfig": self.describe_endpoint_config,
+            "DeleteEndpointConfig": self.delete_endpoint_config,
+            "ListEndpointConfigs": self.list_endpoint_configs,
+            "CreateEndpoint": self.create_endpoint, "DescribeEndpoint": self.describe_endpoint,
+            "UpdateEndpoint": self.update_endpoint, "DeleteEndpoint": self.delete_endpoint,
+            "ListEndpoints": self.list_endpoints,
+            **experiments.operations(self),
+        }
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        self.metrics.start()
+        self.capture.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for t in list(self._threads):
+            t.join(timeout=30)
+        self.runtime.stop()
+        self.metrics.stop()
+        self.capture.stop()
+
+    def spawn(self, target: Any, *args: Any, name: str) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except Exception:
+                log.exception("background task %s failed", name)
+
+        t = threading.Thread(target=guarded, name=name, daemon=True)
+        with self.lock:
+            self._threads = [x for x in self._threads if x.is_alive()]
+            self._threads.append(t)
+        t.start()
+
+    def dispatch(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        handler = self._ops.get(op)
+        if handler is None:
+            raise UnknownOperationException(f"Operation SageMaker.{op} is not supported by the local emulator.")
+        return handler(params)
+
+    # --- helpers ---
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:{kind}/{name.lower()}"
+
+    def _model(self, name: str) -> Resource:
+        if name not in self.models:
+            raise ValidationException(f'Could not find model "{self.arn("model", name)}".')
+        return self.models[name]
+
+    def _config(self, name: str) -> Resource:
+        if name not in self.configs:
+            raise ValidationException(f'Could not find endpoint configuration "{self.arn("endpoint-config", name)}".')
+        return self.configs[name]
+
+    def endpoint(self, name: str) -> Endpoint:
+        if name not in self.endpoints:
+            raise ValidationException(f'Could not find endpoint "{self.arn("endpoint", name)}".')
+        return self.endpoints[name]
+
+    def alarms_in_alarm(self, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        try:
+            alarms = self.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+        except Exception:  # a transient moto hiccup must not roll back a deployment
+            log.exception("describe_alarms failed")
+            return []
+        return [a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM"]
+
+    def build_variant(self, spec: dict[str, Any], config_name: str) -> Variant:
+        """Provision one variant: fetch and unpack model.tar.gz, load it as the container does."""
+        model = self.models.get(spec["ModelName"])
+        if model is None:
+            raise ArtifactError(f'Could not find model "{self.arn("model", spec["ModelName"])}".')
+        container = model.spec.get("PrimaryContainer") or (model.spec.get("Containers") or [{}])[0]
+        url = container.get("ModelDataUrl")
+        if not url or not url.startswith("s3://"):
+            raise ArtifactError(f"Model {spec['ModelName']} has no S3 ModelDataUrl; the emulator serves model.tar.gz only.")
+        bucket, _, key = url[5:].partition("/")
+        try:
+            data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            raise ArtifactError(f"Could not find model data at {url}. ({exc})") from None
+        served = ServedModel.from_files(unpack(data, url))
+        if served.load_error:
+            log.warning("model %s will answer 500: %s", spec["ModelName"], served.load_error)
+        return Variant(
+            name=spec["VariantName"], model_name=spec["ModelName"], config_name=config_name,
+            weight=float(spec.get("InitialVariantWeight", 1.0)),
+            instance_count=int(spec.get("InitialInstanceCount", 1)),
+            instance_type=spec.get("InstanceType", "ml.m5.large"),
+            image=container.get("Image", ""), served=served, started=now(),
+        )
+
+    def build_fleet(self, config_name: str) -> Fleet:
+        spec = self._config(config_name).spec
+        if self.stopping.wait(self.provisioning_delay):
+            raise ArtifactError("emulator stopping")
+        variants = [self.build_variant(v, config_name) for v in spec["ProductionVariants"]]
+        shadow, sampling = None, 0.0
+        if spec.get("ShadowProductionVariants"):
+            s = spec["ShadowProductionVariants"][0]
+            shadow = self.build_variant(s, config_name)
+            prod_weight = sum(v.weight for v in variants) or 1.0
+            sampling = min(1.0, float(s.get("InitialVariantWeight", 1.0)) / prod_weight)
+        capture = spec.get("DataCaptureConfig")
+        return Fleet(config_name, variants, shadow, sampling,
+                     capture if capture and capture.get("EnableCapture", True) else None)
+
+    # --- models ---
+
+    def create_model(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["ModelName"]
+        if not p.get("PrimaryContainer") and not p.get("Containers"):
+            raise ValidationException("Either PrimaryContainer or Containers must be specified.")
+        with self.lock:
+            if name in self.models:
+                raise ValidationException(f'Cannot create already existing model "{self.arn("model", name)}".')
+            res = Resource(name, self.arn("model", name), now(), copy.deepcopy(p))
+            self.models[name] = res
+        return {"ModelArn": res.arn}
+
+    def describe_model(self, p: dict[str, Any]) -> dict[str, Any]:
+        m = self._model(p["ModelName"])
+        spec = {k: v for k, v in m.spec.items() if k != "Tags"}
+        return {**spec, "ModelArn": m.arn, "CreationTime": m.created}
+
+    def delete_model(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self._model(p["ModelName"])
+            del self.models[p["ModelName"]]
+        return {}
+
+    def list_models(self, p: dict[str, Any]) -> dict[str, Any]:
+        items = [{"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created}
+                 for m in self.models.values() if p.get("NameContains", "") in m.name]
+        return _page(items, p, "Models", "ModelName")
+
+    # --- endpoint configs ---
+
+    def create_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointConfigName"]
+        variants = p["ProductionVariants"] + p.get("ShadowProductionVariants", [])
+        names = [v["VariantName"] for v in variants]
+        if len(set(names)) != len(names):
+            raise ValidationException(f"Variant names must be unique within an endpoint configuration: {names}.")
+        if p.get("ShadowProductionVariants") and (len(p["ProductionVariants"]) != 1 or len(p["ShadowProductionVariants"]) != 1):
+            raise ValidationException("With ShadowProductionVariants you can only specify one production variant "
+                                      "and one shadow variant.")
+        for v in variants:
+            if "ModelName" not in v:
+                raise ValidationException(f"ModelName is required for variant {v['VariantName']}.")
+            self._model(v["ModelName"])
+            if "InstanceType" not in v and "ServerlessConfig" not in v:
+                raise ValidationException(f"InstanceType is required for variant {v['VariantName']}.")
+        with self.lock:
+            if name in self.configs:
+                raise ValidationException(
+                    f'Cannot create already existing endpoint configuration "{self.arn("endpoint-config", name)}".')
+            res = Resource(name, self.arn("endpoint-config", name), now(), copy.deepcopy(p))
+            self.configs[name] = res
+        return {"EndpointConfigArn": res.arn}
+
+    def describe_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._config(p["EndpointConfigName"])
+        spec = {k: v for k, v in c.spec.items() if k != "Tags"}
+        return {**spec, "EndpointConfigArn": c.arn, "CreationTime": c.created}
+
+    def delete_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self._config(p["EndpointConfigName"])
+            del self.configs[p["EndpointConfigName"]]
+        return {}
+
+    def list_endpoint_configs(self, p: dict[str, Any]) -> dict[str, Any]:
+        items = [{"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created}
+                 for c in self.configs.values() if p.get("NameContains", "") in c.name]
+        return _page(items, p, "EndpointConfigs", "EndpointConfigName")
+
+    # --- endpoints ---
+
+    def create_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        name, config = p["EndpointName"], p["EndpointConfigName"]
+        self._config(config)
+        if p.get("DeploymentConfig"):
+            _check_deployment_config(p["DeploymentConfig"])
+        with self.lock:
+            if name in self.endpoints:
+                raise ValidationException(f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".')
+            if len(self.endpoints) >= MAX_ENDPOINTS:
+                raise ResourceLimitExceeded(
+                    f"The account-level service limit 'Number of endpoints' is {MAX_ENDPOINTS} Endpoints.")
+            ep = Endpoint(name, self.arn("endpoint", name), now(), config,
+                          last_deployment_config=p.get("DeploymentConfig"))
+            ep.start_pending(config, self.configs[config].spec["ProductionVariants"])
+            self.endpoints[name] = ep
+        self.spawn(self._provision, ep, name=f"create-{name}")
+        return {"EndpointArn": ep.arn}
+
+    def _provision(self, ep: Endpoint) -> None:
+        try:
+            fleet = self.build_fleet(ep.config_name)
+        except ArtifactError as exc:
+            with ep.lock:
+                ep.status, ep.failure_reason, ep.pending, ep.modified = "Failed", str(exc), None, now()
+            return
+        with ep.lock:
+            if ep.status == "Deleting":
+                return
+            ep.blue, ep.status, ep.pending, ep.modified = fleet, "InService", None, now()
+
+    def update_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        ep = self.endpoint(p["EndpointName"])
+        new_config = p["EndpointConfigName"]
+        spec = copy.deepcopy(self._config(new_config).spec)
+        with ep.lock:
+            if ep.status == "Failed":
+                raise ValidationException(f'Cannot update failed endpoint "{ep.arn}".')
+            if ep.status != "InService" or ep.blue is None:
+                raise ValidationException(f'Cannot update in-progress endpoint "{ep.arn}".')
+            if ep.experiment is not None:
+                raise ValidationException(f'Cannot update endpoint "{ep.arn}" while inference experiment '
+                                          f"{ep.experiment.name} is running on it.")
+            dc = ep.last_deployment_config if p.get("RetainDeploymentConfig") else p.get("DeploymentConfig")
+            if dc:
+                _check_deployment_config(dc)
+                policy = dc.get("BlueGreenUpdatePolicy")
+                if policy:
+                    total = sum(v.get("InitialInstanceCount", 1) for v in spec["ProductionVariants"])
+                    deployment.validate_policy(policy, total)
+                alarms = [a["AlarmName"] for a in (dc.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+                self._check_alarms_exist(alarms)
+            if p.get("RetainAllVariantProperties"):
+                _retain_variant_properties(spec, ep.blue, p.get("ExcludeRetainedVariantProperties", []))
+            ep.status, ep.modified = "Updating", now()
+            if dc:
+                ep.last_deployment_config = copy.deepcopy(dc)
+            ep.start_pending(new_config, spec["ProductionVariants"])
+        self.spawn(self._update, ep, new_config, spec, dc, name=f"update-{ep.name}")
+        return {"EndpointArn": ep.arn}
+
+    def _check_alarms_exist(self, names: list[str]) -> None:
+        if not names:
+            return
+        found = {a["AlarmName"] for a in self.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise ValidationException(f"The following alarms for automatic rollback do not exist: {missing}.")
+
+    def _update(self, ep: Endpoint, config_name: str, spec: dict[str, Any], dc: dict[str, Any] | None) -> None:
+        try:
+            if self.stopping.wait(self.provisioning_delay):
+                return
+            variants = [self.build_variant(v, config_name) for v in spec["ProductionVariants"]]
+            shadow = None
+            if spec.get("ShadowProductionVariants"):
+                shadow = self.build_variant(spec["ShadowProductionVariants"][0], config_name)
+        except ArtifactError as exc:
+            return ep.roll_back(f"Failed to update endpoint: {exc}")
+        sampling = 0.0
+        if shadow is not None:
+            sampling = min(1.0, shadow.weight / (sum(v.weight for v in variants) or 1.0))
+        capture = spec.get("DataCaptureConfig")
+        green = Fleet(config_name, variants, shadow, sampling,
+                      capture if capture and capture.get("EnableCapture", True) else None)
+        deployment.run_update(self, ep, green, dc)
+        return None
+
+    def describe_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        ep = self.endpoint(p["EndpointName"])
+        with ep.lock:
+            out: dict[str, Any] = {
+                "EndpointName": ep.name, "EndpointArn": ep.arn, "EndpointConfigName": ep.config_name,
+                "EndpointStatus": ep.status, "CreationTime": ep.created, "LastModifiedTime": ep.modified,
+                "FailureReason": ep.failure_reason,
+                "LastDeploymentConfig": copy.deepcopy(ep.last_deployment_config),
+                "PendingDeploymentSummary": copy.deepcopy(ep.pending),
+            }
+            fleet = ep.blue
+            if fleet is not None:
+                out["ProductionVariants"] = [v.summary() for v in fleet.variants]
+                shadow = fleet.shadow
+                if ep.experiment is not None and ep.experiment.shadow is not None:
+                    shadow = ep.experiment.shadow
+                if shadow is not None:
+                    out["ShadowProductionVariants"] = [shadow.summary()]
+                if fleet.capture:
+                    c = fleet.capture
+                    out["DataCaptureConfig"] = {
+                        "EnableCapture": True, "CaptureStatus": "Started",
+                        "CurrentSamplingPercentage": c.get("InitialSamplingPercentage", 100),
+                        "DestinationS3Uri": c["DestinationS3Uri"]}
+        return out
+
+    def delete_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        ep = self.endpoint(p["EndpointName"])
+        with ep.lock:
+            if ep.experiment is not None:
+                raise ValidationException(f'Cannot delete endpoint "{ep.arn}" while an inference experiment runs on it.')
+            ep.status = "Deleting"
+        with self.lock:
+            self.endpoints.pop(ep.name, None)
+        return {}
+
+    def list_endpoints(self, p: dict[str, Any]) -> dict[str, Any]:
+        items = [{"EndpointName": e.name, "EndpointArn": e.arn, "CreationTime": e.created,
+                  "LastModifiedTime": e.modified, "EndpointStatus": e.status}
+                 for e in self.endpoints.values()
+                 if p.get("NameContains", "") in e.name and p.get("StatusEquals", e.status) == e.status]
+        return _page(items, p, "Endpoints", "EndpointName")
+
+
+def _check_deployment_config(dc: dict[str, Any]) -> None:
+    if dc.get("BlueGreenUpdatePolicy") and dc.get("RollingUpdatePolicy"):
+        raise ValidationException("Only one update policy can be specified in DeploymentConfig.")
+    if dc.get("RollingUpdatePolicy"):
+        raise ValidationException("RollingUpdatePolicy is not supported by the local emulator; use BlueGreenUpdatePolicy.")
+
+
+def _retain_variant_properties(spec: dict[str, Any], blue: Fleet, excluded: list[dict[str, str]]) -> None:
+    """RetainAllVariantProperties: variants that keep their name keep their current weight and count."""
+    skip = {e["VariantPropertyType"] for e in excluded}
+    for v in spec["ProductionVariants"]:
+        current = blue.find(v["VariantName"])
+        if current is None:
+            continue
+        if "DesiredWeight" not in skip:
+            v["InitialVariantWeight"] = current.weight
+        if "DesiredInstanceCount" not in skip:
+            v["InitialInstanceCount"] = current.instance_count
+
+
+def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str, name_key: str) -> dict[str, Any]:
+    sort_by = p.get("SortBy", "CreationTime")
+    field_ = {"Name": name_key, "CreationTime": "CreationTime", "Status": "EndpointStatus"}.get(sort_by, "CreationTime")
+    items.sort(key=lambda i: i.get(field_) or "", reverse=p.get("SortOrder", "Descending") == "Descending")
+    start = int(p.get("NextToken") or 0)
+    size = p.get("MaxResults", 100)
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["NextToken"] = str(start + size)
+    return out

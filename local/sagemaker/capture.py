@@ -1,0 +1,100 @@
+"""Data capture to S3 in SageMaker's JSON Lines format, batched and flushed about once a second.
+
+Key layout as SageMaker writes it: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _encoding(content_type: str) -> tuple[str, bool]:
+    media = content_type.split(";")[0].strip().lower()
+    if media == "text/csv":
+        return "CSV", False
+    if media == "application/json":
+        return "JSON", False
+    return "BASE64", True
+
+
+def _payload(data: bytes, content_type: str, mode: str) -> dict[str, str]:
+    encoding, b64 = _encoding(content_type)
+    text = base64.b64encode(data).decode() if b64 else data.decode("utf-8", errors="replace")
+    return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
+
+
+def capture_record(
+    request: bytes, request_type: str, response: bytes | None, response_type: str, inference_id: str,
+    capture_input: bool = True, capture_output: bool = True,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if capture_input:
+        data["endpointInput"] = _payload(request, request_type, "INPUT")
+    if capture_output and response is not None:
+        data["endpointOutput"] = _payload(response, response_type, "OUTPUT")
+    now = datetime.now(UTC)
+    return {
+        "captureData": data,
+        "eventMetadata": {
+            "eventId": str(uuid.uuid4()),
+            "inferenceId": inference_id,
+            "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        },
+        "eventVersion": "0",
+    }
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    rest = uri.split("://", 1)[1]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix.strip("/")
+
+
+class CaptureWriter:
+    def __init__(self, s3: Any, interval: float = 1.0) -> None:
+        self._s3 = s3
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._buf: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sm-capture", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, destination: str, endpoint: str, variant: str, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":"))
+        with self._lock:
+            self._buf[(destination, endpoint, variant)].append(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            buf, self._buf = self._buf, defaultdict(list)
+        now = datetime.now(UTC)
+        for (destination, endpoint, variant), lines in buf.items():
+            bucket, prefix = split_s3_uri(destination)
+            name = f"{now:%M-%S}-{now.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+            key = "/".join(p for p in (prefix, endpoint, variant, f"{now:%Y/%m/%d/%H}", name) if p)
+            try:
+                self._s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+            except Exception:  # a missing bucket must not break serving
+                log.exception("data capture to s3://%s/%s failed", bucket, key)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
