@@ -8,6 +8,7 @@ with plotly.js inlined: the report is one self-contained file that opens offline
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -376,12 +377,16 @@ def _notifications(visits: list[StateVisit]) -> list[Notification]:
 
 
 def collect(
-    execution_arn: str, session: boto3.Session | None = None, period: int | None = None
+    execution_arn: str, client: Callable[[str], Any] | None = None, period: int | None = None
 ) -> ReportData:
-    """Read everything the report shows about one execution."""
-    session = session or boto3.Session()
-    sfn = session.client("stepfunctions")
-    cw = session.client("cloudwatch")
+    """Read everything the report shows about one execution.
+
+    `client(service)` makes the boto3 clients (default `boto3.client`: AWS, or the local cloud when the
+    AWS_ENDPOINT_URL* variables point at it; `local.env.client` with an env also works).
+    """
+    client = client or boto3.client
+    sfn = client("stepfunctions")
+    cw = client("cloudwatch")
     try:
         execution = sfn.describe_execution(executionArn=execution_arn)
         events = _history(sfn, execution_arn)
@@ -610,11 +615,11 @@ def render(data: ReportData) -> str:
 
 
 def write_report(
-    execution_arn: str, out: Path | str | None = None, session: boto3.Session | None = None,
+    execution_arn: str, out: Path | str | None = None, client: Callable[[str], Any] | None = None,
     period: int | None = None,
 ) -> Path:
     """Collect, render and write the report; returns the file written (default reports/<execution>.html)."""
-    data = collect(execution_arn, session=session, period=period)
+    data = collect(execution_arn, client=client, period=period)
     path = Path(out) if out else Path("reports") / f"{data.name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(data), encoding="utf-8")

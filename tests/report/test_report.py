@@ -6,7 +6,7 @@ from local import report
 def test_collect_reads_path_metrics_alarms_and_notification(rollback_execution):
     ex = rollback_execution
     session, arn = ex.session, ex.arn
-    data = report.collect(arn, session=session)
+    data = report.collect(arn, client=session.client)
     assert data.status == "SUCCEEDED"
     assert data.outcome == "ROLLED_BACK"
     assert (data.endpoint, data.new_config, data.previous_config) == (ex.endpoint, ex.new, ex.old)
@@ -34,7 +34,7 @@ def test_collect_reads_path_metrics_alarms_and_notification(rollback_execution):
 def test_render_is_self_contained_html_with_plots(rollback_execution, tmp_path):
     ex = rollback_execution
     session, arn = ex.session, ex.arn
-    path = report.write_report(arn, tmp_path / "r.html", session=session)
+    path = report.write_report(arn, tmp_path / "r.html", client=session.client)
     html = path.read_text()
     assert "<script src=" not in html and "<link" not in html  # offline: plotly.js inlined, nothing fetched
     assert html.count("Plotly.newPlot") == 2  # timeline + metrics (no shadow in this execution)
@@ -45,7 +45,7 @@ def test_unknown_execution_is_a_clear_error(rollback_execution):
     ex = rollback_execution
     session, arn = ex.session, ex.arn
     with pytest.raises(report.ReportError, match="cannot read execution"):
-        report.collect(arn.replace("exec-rollback", "nope"), session=session)
+        report.collect(arn.replace("exec-rollback", "nope"), client=session.client)
 
 
 def test_failed_visit_and_shadow_evidence_are_rendered():

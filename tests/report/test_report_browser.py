@@ -26,7 +26,7 @@ def dump_dom(html_file, profile_dir) -> str:
 @pytest.mark.browser
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs chromium (apt-get install chromium)")
 def test_report_renders_plots_in_headless_chromium(rollback_execution, tmp_path):
-    path = report.write_report(rollback_execution.arn, tmp_path / "report.html", session=rollback_execution.session)
+    path = report.write_report(rollback_execution.arn, tmp_path / "report.html", client=rollback_execution.session.client)
     dom = dump_dom(path, tmp_path / "profile")
     # Plotly adds js-plotly-plot to each div it renders, and draws into .main-svg elements.
     assert dom.count("js-plotly-plot") >= 2

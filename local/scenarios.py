@@ -1,0 +1,203 @@
+"""The scenario table of DESIGN.md: what each scenario uploads, how it is triggered, what must happen.
+
+The scenarios run in this order against one endpoint (each starts from where the previous one left it):
+the first deployment creates the endpoint, the update replaces it, the rollback scenarios must leave the
+update's model serving, the shadow promote replaces it again, and the rest must not touch it.
+Staging and triggering go through boto3 only, so they work on the local cloud and on AWS alike.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MODEL_NAME = "bank-marketing"  # models/<name>/<version>/model.tar.gz
+ARTIFACT_FILES = ("evaluation.json", "deployment.json", "model.tar.gz")  # upload order: the tarball triggers
+
+
+class ScenarioError(RuntimeError):
+    """A scenario cannot be staged or triggered (missing artifacts, unknown name...)."""
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # events/<key>.json
+    row: str  # the row of DESIGN.md's scenario table
+    title: str
+    model: str | None  # artifacts/models/<model>/ staged beside the upload (None: nothing to stage)
+    version: str
+    deployment: dict[str, Any] | None = None  # deployment.json written beside the artifact
+    staging: Literal["complete", "no-evaluation", "corrupt-evaluation"] = "complete"
+    trigger: Literal["upload", "execution"] = "upload"  # execution: a malformed input straight to StartExecution
+    expected: str  # outcome (functions.models.Outcome)
+    expected_error: str | None = None  # Step Functions error name behind a FAILED
+    alarm: Literal["error", "latency"] | None = None  # the guardrail alarm that must fire
+    serves_after: str | None = None  # version whose variant must serve afterwards (None: no endpoint needed)
+    endpoint_changes: bool = False  # whether the endpoint's config may change
+    traffic_rps: float = Field(default=0.0, ge=0)  # requests per second sent while the execution runs
+    timeout_seconds: float = 90.0
+
+    @property
+    def prefix(self) -> str:
+        return f"{MODEL_NAME}/{self.version}/"
+
+    def key_in(self, model_prefix: str = "models/") -> str:
+        return f"{model_prefix}{self.prefix}model.tar.gz"
+
+    @property
+    def variant(self) -> str:
+        # functions.steps.names.resource_names: the variant carries the model version.
+        return f"v-{MODEL_NAME}-{self.version}"
+
+
+CANARY = {"strategy": "CANARY", "canary_percent": 50}
+SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        key="first-deployment", row="first deployment", title="First deployment: tuned XGBoost #1",
+        model="xgb-best", version="v1", deployment={"strategy": "ALL_AT_ONCE"},
+        expected="DEPLOYED", serves_after="v1", endpoint_changes=True, traffic_rps=0,
+    ),
+    Scenario(
+        key="successful-update", row="successful update", title="Canary update to tuned XGBoost #2",
+        model="xgb-runnerup", version="v2", deployment=CANARY,
+        expected="DEPLOYED", serves_after="v2", endpoint_changes=True, traffic_rps=20,
+    ),
+    Scenario(
+        key="incompatible-model", row="incompatible model", title="Incompatible artifact: 5XX alarm, rollback",
+        model="incompatible", version="v3", deployment=CANARY,
+        expected="ROLLED_BACK", alarm="error", serves_after="v2", traffic_rps=20,
+    ),
+    Scenario(
+        key="slow-model", row="slow model", title="Slow model: latency alarm, rollback",
+        model="slow", version="v4", deployment=CANARY,
+        expected="ROLLED_BACK", alarm="latency", serves_after="v2", traffic_rps=20,
+    ),
+    Scenario(
+        key="shadow-promote", row="shadow promote", title="Shadow test of a better model: promoted",
+        model="xgb-best", version="v5", deployment=SHADOW,
+        expected="PROMOTED", serves_after="v5", endpoint_changes=True, traffic_rps=20,
+    ),
+    Scenario(
+        key="shadow-reject", row="shadow reject", title="Shadow test of an erroring model: removed",
+        model="incompatible", version="v6", deployment=SHADOW,
+        expected="SHADOW_REJECTED", serves_after="v5", traffic_rps=20,
+    ),
+    Scenario(
+        key="quality-gate-below-threshold", row="quality gate", title="Quality gate: AUC below threshold",
+        model="below-threshold", version="v7", expected="REJECTED", serves_after="v5",
+    ),
+    Scenario(
+        key="quality-gate-biased", row="quality gate", title="Quality gate: biased model",
+        model="biased", version="v8", expected="REJECTED", serves_after="v5",
+    ),
+    Scenario(
+        key="bad-input-malformed-event", row="bad input", title="Malformed trigger event",
+        model=None, version="v9", trigger="execution", expected="FAILED", expected_error="InvalidTrigger",
+        serves_after="v5",
+    ),
+    Scenario(
+        key="bad-input-missing-artifact", row="bad input", title="Upload without evaluation.json",
+        model="xgb-best", version="v10", staging="no-evaluation", expected="FAILED",
+        expected_error="ArtifactNotFound", serves_after="v5",
+    ),
+    Scenario(
+        key="bad-input-corrupt-artifact", row="bad input", title="Corrupt evaluation.json",
+        model="xgb-best", version="v11", staging="corrupt-evaluation", expected="FAILED",
+        expected_error="InvalidArtifact", serves_after="v5",
+    ),
+)
+
+BY_KEY = {s.key: s for s in SCENARIOS}
+
+
+def get(key: str) -> Scenario:
+    """The scenario for `events/<key>.json` (the file's stem)."""
+    try:
+        return BY_KEY[Path(key).stem]
+    except KeyError:
+        raise ScenarioError(f"unknown scenario {key!r}; known: {', '.join(BY_KEY)}") from None
+
+
+def artifact_files(scenario: Scenario, models_dir: Path) -> dict[str, bytes]:
+    """The files to upload beside the artifact, in upload order (model.tar.gz last: it is the trigger)."""
+    if scenario.model is None:
+        return {}
+    folder = models_dir / scenario.model
+    missing = [name for name in ("evaluation.json", "model.tar.gz") if not (folder / name).is_file()]
+    if missing:
+        raise ScenarioError(
+            f"{folder} lacks {', '.join(missing)}: train first (`guardrail train --out {models_dir} --scenarios`)"
+        )
+    files: dict[str, bytes] = {}
+    if scenario.staging == "corrupt-evaluation":
+        files["evaluation.json"] = b'{"auc": 0.9, "truncated'  # cut mid-write: not JSON
+    elif scenario.staging == "complete":
+        files["evaluation.json"] = (folder / "evaluation.json").read_bytes()
+    if scenario.deployment is not None:
+        files["deployment.json"] = json.dumps(scenario.deployment).encode()
+    elif (folder / "deployment.json").is_file():
+        files["deployment.json"] = (folder / "deployment.json").read_bytes()
+    files["model.tar.gz"] = (folder / "model.tar.gz").read_bytes()
+    return files
+
+
+def stage(
+    s3: Any, bucket: str, scenario: Scenario, models_dir: Path, model_prefix: str = "models/",
+    include_trigger: bool = True,
+) -> dict[str, Any]:
+    """Upload the scenario's files; returns the trigger object's head (key, etag, version id, size).
+
+    With include_trigger=False the tarball is left out (replay then puts the saved event on the bus).
+    """
+    files = artifact_files(scenario, models_dir)
+    prefix = f"{model_prefix}{scenario.prefix}"
+    for name, body in files.items():
+        if name == "model.tar.gz" and not include_trigger:
+            continue
+        s3.put_object(Bucket=bucket, Key=prefix + name, Body=body)
+    key = scenario.key_in(model_prefix)
+    if not include_trigger:
+        return {"key": key, "size": len(files.get("model.tar.gz", b""))}
+    head = s3.head_object(Bucket=bucket, Key=key)
+    return {
+        "key": key, "etag": head["ETag"].strip('"'), "version-id": head.get("VersionId"),
+        "size": head["ContentLength"],
+    }
+
+
+def object_created_event(bucket: str, obj: dict[str, Any], region: str = "us-east-1") -> dict[str, Any]:
+    """An EventBridge "Object Created" event as S3 sends it (the execution document's root)."""
+    detail_obj = {k: v for k, v in obj.items() if v is not None}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0", "bucket": {"name": bucket}, "object": detail_obj,
+            "request-id": uuid.uuid4().hex[:16].upper(), "requester": "123456789012", "reason": "PutObject",
+        },
+    }
+
+
+def malformed_event(bucket: str) -> dict[str, Any]:
+    """An S3 event whose key is not a model upload (outside models/<name>/<version>/model.tar.gz)."""
+    return object_created_event(bucket, {"key": "uploads/Not A Model!.tar.gz", "size": 3, "etag": "0"})
+
+
+def saved_event(events_dir: Path, scenario: Scenario) -> dict[str, Any] | None:
+    """The saved trigger event `events/<key>.json`, when the SAM app ships one."""
+    path = events_dir / f"{scenario.key}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
