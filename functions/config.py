@@ -122,7 +122,8 @@ def settings_from(environ: Mapping[str, str], required: Iterable[str] = ()) -> S
         settings = Settings.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigurationError(f"invalid environment: {problems}") from exc
     settings.require(*required)

@@ -81,6 +81,10 @@ class AwsServiceError(GuardrailError):
         self.operation = operation
 
 
+class InvalidInput(GuardrailError):
+    """The execution document lacks what a step needs (a state machine wiring error, not user input)."""
+
+
 # --- conditions the adapters handle themselves (they reach the state machine only by mistake) -------------
 class ResourceNotFound(AwsServiceError):
     """The named resource does not exist (adapters turn this into `None` where absence is normal)."""

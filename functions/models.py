@@ -58,16 +58,17 @@ class Outcome(StrEnum):
     INCONCLUSIVE = "INCONCLUSIVE"
 
 
+# defer_build: a handler builds only the schemas it validates, keeping its cold import cheap.
 class _Out(BaseModel):
     """A step output: strict about its own fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class _In(BaseModel):
     """A step input: the whole execution document, unknown keys ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     execution: str | None = None  # $$.Execution.Name (correlation id); the ASL passes it at `execution`
 
@@ -88,12 +89,12 @@ class _In(BaseModel):
 
 
 class S3Bucket(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     name: str = Field(min_length=3, max_length=63)
 
 
 class S3Object(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
     key: str = Field(min_length=1, max_length=1024)
     size: int | None = Field(default=None, ge=0)
     etag: str | None = None
@@ -102,7 +103,7 @@ class S3Object(BaseModel):
 
 
 class S3ObjectCreatedDetail(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
     bucket: S3Bucket
     object: S3Object
     reason: str | None = None
@@ -123,7 +124,7 @@ class S3ObjectCreatedEvent(_In):
 
 
 class ShadowRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     enabled: bool = False
     sampling_percent: int | None = Field(default=None, ge=1, le=100)
     duration_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
@@ -135,7 +136,7 @@ class DeploymentRequest(BaseModel):
     Percent ranges follow SageMaker's documented limits (canary <= 50 %, linear step 10-50 %).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     strategy: Strategy | None = None
     canary_percent: int | None = Field(default=None, ge=1, le=50)
     linear_step_percent: int | None = Field(default=None, ge=10, le=50)
@@ -148,7 +149,7 @@ class DeploymentRequest(BaseModel):
 
 
 class ShadowSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     enabled: bool
     sampling_percent: int = Field(ge=1, le=100)
     duration_seconds: int = Field(ge=1)
@@ -157,7 +158,7 @@ class ShadowSettings(BaseModel):
 class ResourceNames(BaseModel):
     """Derived names: SageMaker ones are <= 63 chars [a-zA-Z0-9-] (functions.steps.names)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     model: str
     endpoint_config: str
     variant: str
@@ -167,7 +168,7 @@ class ResourceNames(BaseModel):
 
 
 class Upload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     bucket: str
     key: str
     etag: str | None = None
@@ -350,6 +351,7 @@ class ShadowAnalysis(_Out):
     production: VariantStats
     shadow: VariantStats
     method: str = "cloudwatch-thresholds"
+    decisive: bool = False  # a sequential test may end the experiment before its scheduled end
     details: dict[str, Any] = {}  # extra evidence (e.g. a sequential test's statistics)
 
 
@@ -394,7 +396,7 @@ class ConcludeShadowTestInput(UploadInput):
 class ErrorInfo(BaseModel):
     """What a Catch writes at `$.error`; `Cause` of a Lambda error is a JSON string with errorMessage."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
     error: str = Field(default="Unknown", alias="Error")
     cause: str = Field(default="", alias="Cause")
 

@@ -1,0 +1,78 @@
+"""CloudWatch: rollback alarms and metric read-back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from functions.adapters._client import client as _client
+from functions.errors import aws_errors
+
+
+def client() -> Any:
+    return _client("cloudwatch")
+
+
+def put_metric_alarm(spec: dict[str, Any]) -> None:
+    """Create or overwrite an alarm (PutMetricAlarm is an upsert)."""
+    with aws_errors("put_metric_alarm"):
+        client().put_metric_alarm(**spec)
+
+
+def describe_alarms(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The metric alarms among `names` that exist, by name (DescribeAlarms silently skips unknown names)."""
+    if not names:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    with aws_errors("describe_alarms"):
+        for page in client().get_paginator("describe_alarms").paginate(AlarmNames=names):
+            for alarm in page.get("MetricAlarms", []):
+                found[alarm["AlarmName"]] = alarm
+    return found
+
+
+def alarm_states(names: list[str]) -> dict[str, str]:
+    """State of each named alarm; a missing alarm reports "MISSING"."""
+    found = describe_alarms(names)
+    return {name: found[name]["StateValue"] if name in found else "MISSING" for name in names}
+
+
+def metric_stats(
+    *,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    stats: list[str],
+    start: datetime,
+    end: datetime,
+    period: int,
+) -> dict[str, list[float]]:
+    """Values of each statistic over [start, end) in `period`-second buckets (GetMetricData).
+
+    GetMetricData matches the dimension set exactly, so the {EndpointName, VariantName} series is never mixed
+    with the {.., EndpointConfigName} one. A statistic the service cannot compute yields an empty list.
+    """
+    dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
+    queries = [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+                "Period": period,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for i, stat in enumerate(stats)
+    ]
+    out: dict[str, list[float]] = {stat: [] for stat in stats}
+    with aws_errors("get_metric_data"):
+        for page in (
+            client()
+            .get_paginator("get_metric_data")
+            .paginate(MetricDataQueries=queries, StartTime=start, EndTime=end)
+        ):
+            for result in page.get("MetricDataResults", []):
+                stat = stats[int(result["Id"][1:])]
+                out[stat].extend(float(v) for v in result.get("Values", []) if v is not None)
+    return out

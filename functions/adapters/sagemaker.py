@@ -1,0 +1,159 @@
+"""SageMaker control plane: models, endpoint configs, endpoints, inference experiments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from functions.adapters._client import client as _client
+from functions.errors import ResourceAlreadyExists, ResourceNotFound, aws_errors
+
+
+def client() -> Any:
+    return _client("sagemaker")
+
+
+def _describe(operation: str, **kwargs: Any) -> dict[str, Any] | None:
+    try:
+        with aws_errors(operation):
+            return getattr(client(), operation)(**kwargs)
+    except ResourceNotFound:
+        return None
+
+
+def describe_endpoint(name: str) -> dict[str, Any] | None:
+    return _describe("describe_endpoint", EndpointName=name)
+
+
+def describe_endpoint_config(name: str) -> dict[str, Any] | None:
+    return _describe("describe_endpoint_config", EndpointConfigName=name)
+
+
+def describe_model(name: str) -> dict[str, Any] | None:
+    return _describe("describe_model", ModelName=name)
+
+
+def describe_inference_experiment(name: str) -> dict[str, Any] | None:
+    return _describe("describe_inference_experiment", Name=name)
+
+
+def create_model(name: str, image: str, model_data_url: str, role_arn: str) -> tuple[str | None, bool]:
+    """Create the model; return (arn, created). An existing model of that name counts as done."""
+    try:
+        with aws_errors("create_model"):
+            arn = client().create_model(
+                ModelName=name,
+                ExecutionRoleArn=role_arn,
+                PrimaryContainer={"Image": image, "ModelDataUrl": model_data_url, "Mode": "SingleModel"},
+            )["ModelArn"]
+            return arn, True
+    except ResourceAlreadyExists:
+        existing = describe_model(name)
+        return (existing or {}).get("ModelArn"), False
+
+
+def create_endpoint_config(
+    name: str,
+    variant_name: str,
+    model_name: str,
+    instance_type: str,
+    instance_count: int,
+    data_capture_uri: str | None,
+) -> tuple[str | None, bool]:
+    """Create the endpoint config (one production variant, data capture when a URI is set)."""
+    request: dict[str, Any] = {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {
+                "VariantName": variant_name,
+                "ModelName": model_name,
+                "InstanceType": instance_type,
+                "InitialInstanceCount": instance_count,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    }
+    if data_capture_uri:
+        request["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": data_capture_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+        }
+    try:
+        with aws_errors("create_endpoint_config"):
+            return client().create_endpoint_config(**request)["EndpointConfigArn"], True
+    except ResourceAlreadyExists:
+        existing = describe_endpoint_config(name)
+        return (existing or {}).get("EndpointConfigArn"), False
+
+
+def create_endpoint(name: str, config_name: str) -> str:
+    with aws_errors("create_endpoint"):
+        return client().create_endpoint(EndpointName=name, EndpointConfigName=config_name)["EndpointArn"]
+
+
+def update_endpoint(name: str, config_name: str, deployment_config: dict[str, Any] | None) -> str:
+    request: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config_name}
+    if deployment_config:
+        request["DeploymentConfig"] = deployment_config
+    with aws_errors("update_endpoint"):
+        return client().update_endpoint(**request)["EndpointArn"]
+
+
+def create_inference_experiment(
+    *,
+    name: str,
+    endpoint_name: str,
+    role_arn: str,
+    production: dict[str, Any],
+    shadow: dict[str, Any],
+    sampling_percent: int,
+    start: datetime,
+    end: datetime,
+    data_capture_uri: str | None,
+    description: str = "",
+) -> str:
+    """Start a ShadowMode experiment. `production` / `shadow`: {ModelName, VariantName, InstanceType,
+    InstanceCount}."""
+
+    def variant(v: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ModelName": v["ModelName"],
+            "VariantName": v["VariantName"],
+            "InfrastructureConfig": {
+                "InfrastructureType": "RealTimeInference",
+                "RealTimeInferenceConfig": {
+                    "InstanceType": v["InstanceType"],
+                    "InstanceCount": v["InstanceCount"],
+                },
+            },
+        }
+
+    request: dict[str, Any] = {
+        "Name": name,
+        "Type": "ShadowMode",
+        "Schedule": {"StartTime": start, "EndTime": end},
+        "Description": description[:1024],
+        "RoleArn": role_arn,
+        "EndpointName": endpoint_name,
+        "ModelVariants": [variant(production), variant(shadow)],
+        "ShadowModeConfig": {
+            "SourceModelVariantName": production["VariantName"],
+            "ShadowModelVariants": [
+                {"ShadowModelVariantName": shadow["VariantName"], "SamplingPercentage": sampling_percent}
+            ],
+        },
+    }
+    if data_capture_uri:
+        request["DataStorageConfig"] = {"Destination": data_capture_uri}
+    with aws_errors("create_inference_experiment"):
+        return client().create_inference_experiment(**request)["InferenceExperimentArn"]
+
+
+def stop_inference_experiment(name: str, actions: dict[str, str], reason: str) -> str:
+    with aws_errors("stop_inference_experiment"):
+        return client().stop_inference_experiment(
+            Name=name, ModelVariantActions=actions, DesiredState="Completed", Reason=reason[:1024]
+        )["InferenceExperimentArn"]

@@ -1,0 +1,26 @@
+"""Lambda handler for `check_deployment`.
+
+While `deployment.status` is IN_PROGRESS it polls and returns the updated `deployment` (status IN_PROGRESS |
+SUCCEEDED | ROLLED_BACK; DeploymentFailed for a failed endpoint or too many polls). Once the document's
+`deployment.status` is SUCCEEDED it is the post-deployment watch and returns `watch` (alarm states, `alarm`).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from functions.config import load_settings
+from functions.handlers._runtime import step_handler
+from functions.models import CheckDeploymentInput, DeploymentStatus
+from functions.steps.check_deployment import check_deployment, watch_deployment
+
+load_settings()
+
+
+def _run(doc: CheckDeploymentInput) -> BaseModel:
+    if doc.deployment.status is DeploymentStatus.SUCCEEDED:
+        return watch_deployment(doc.deployment, doc.alarms)
+    return check_deployment(doc.deployment, doc.alarms, load_settings())
+
+
+handler = step_handler("check_deployment", CheckDeploymentInput, _run)

@@ -1,0 +1,14 @@
+"""Lambda handler for `ensure_alarms`: writes `alarms` (AlarmNotFound when they cannot be verified)."""
+
+from __future__ import annotations
+
+from functions.config import load_settings
+from functions.handlers._runtime import step_handler
+from functions.models import EnsureAlarmsInput
+from functions.steps.ensure_alarms import ensure_alarms
+
+load_settings()
+
+handler = step_handler(
+    "ensure_alarms", EnsureAlarmsInput, lambda doc: ensure_alarms(doc.upload, load_settings())
+)

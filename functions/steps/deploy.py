@@ -1,0 +1,119 @@
+"""deploy: CreateEndpoint when there is none, else a guarded blue/green UpdateEndpoint."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from functions.adapters import sagemaker
+from functions.config import Settings
+from functions.errors import DeploymentFailed, EndpointNotReady, InvalidTrigger
+from functions.models import AlarmsState, DeploymentMode, DeploymentState, DeploymentStatus, Strategy, Upload
+
+MIN_TIMEOUT, MAX_TIMEOUT = 600, 28800  # MaximumExecutionTimeoutInSeconds limits
+BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
+
+
+def build_deployment_config(
+    strategy: Strategy | str,
+    *,
+    canary_percent: int,
+    linear_step_percent: int,
+    wait_interval_seconds: int,
+    termination_wait_seconds: int,
+    max_execution_timeout_seconds: int,
+    alarm_names: list[str],
+) -> dict[str, Any]:
+    """DeploymentConfig for UpdateEndpoint (pure). WaitIntervalInSeconds is required even for ALL_AT_ONCE."""
+    try:
+        strategy = Strategy(strategy)
+    except ValueError as exc:
+        raise InvalidTrigger(f"unknown strategy {strategy!r}; use ALL_AT_ONCE, CANARY or LINEAR") from exc
+    if not 1 <= len(alarm_names) <= 10:
+        raise InvalidTrigger(f"AutoRollbackConfiguration needs 1-10 alarms, got {len(alarm_names)}")
+    routing: dict[str, Any] = {"Type": strategy.value, "WaitIntervalInSeconds": wait_interval_seconds}
+    bakes = 1  # number of wait intervals the deployment goes through
+    if strategy is Strategy.CANARY:
+        routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": canary_percent}
+    elif strategy is Strategy.LINEAR:
+        routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": linear_step_percent}
+        bakes = math.ceil(100 / linear_step_percent)
+    # The timeout must exceed all bakes plus the termination wait, and stay within SageMaker's limits.
+    needed = bakes * wait_interval_seconds + termination_wait_seconds
+    timeout = max(max_execution_timeout_seconds, MIN_TIMEOUT, needed + 300)
+    if timeout > MAX_TIMEOUT:
+        raise InvalidTrigger(
+            f"{strategy.value} with {bakes} wait interval(s) of {wait_interval_seconds}s needs "
+            f"{needed}s, over SageMaker's {MAX_TIMEOUT}s maximum"
+        )
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": termination_wait_seconds,
+            "MaximumExecutionTimeoutInSeconds": timeout,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in alarm_names]},
+    }
+
+
+def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> DeploymentState:
+    endpoint, target = upload.endpoint_name, upload.names.endpoint_config
+    described = sagemaker.describe_endpoint(endpoint)
+    if described is None:
+        sagemaker.create_endpoint(endpoint, target)
+        return DeploymentState(
+            mode=DeploymentMode.CREATE,
+            endpoint_name=endpoint,
+            target_config=target,
+            status=DeploymentStatus.IN_PROGRESS,
+            endpoint_status="Creating",
+        )
+
+    status = described["EndpointStatus"]
+    current = described.get("EndpointConfigName")
+    pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if status in BUSY and pending == target:
+        # Our own update already started (a retried invocation): keep following it.
+        return DeploymentState(
+            mode=DeploymentMode.UPDATE,
+            endpoint_name=endpoint,
+            target_config=target,
+            previous_config=current,
+            previous_failure_reason=described.get("FailureReason"),
+            status=DeploymentStatus.IN_PROGRESS,
+            endpoint_status=status,
+            current_config=current,
+        )
+    if status in BUSY:
+        raise EndpointNotReady(f"endpoint {endpoint} is {status}; cannot update it now")
+    if status != "InService":
+        raise DeploymentFailed(
+            f"endpoint {endpoint} is {status}: {described.get('FailureReason', 'no reason given')}"
+        )
+    if alarms is None:
+        raise DeploymentFailed(
+            "no rollback alarms in the execution document: run ensure_alarms before deploy"
+        )
+
+    config = build_deployment_config(
+        upload.strategy,
+        canary_percent=upload.canary_percent,
+        linear_step_percent=upload.linear_step_percent,
+        wait_interval_seconds=settings.wait_interval_seconds,
+        termination_wait_seconds=settings.termination_wait_seconds,
+        max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
+        alarm_names=alarms.names,
+    )
+    if current != target:
+        sagemaker.update_endpoint(endpoint, target, config)
+    return DeploymentState(
+        mode=DeploymentMode.UPDATE,
+        endpoint_name=endpoint,
+        target_config=target,
+        previous_config=current,
+        previous_failure_reason=described.get("FailureReason"),
+        status=DeploymentStatus.IN_PROGRESS,
+        endpoint_status="Updating" if current != target else status,
+        current_config=current,
+        deployment_config=config,
+    )

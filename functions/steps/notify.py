@@ -1,0 +1,153 @@
+"""notify: one SNS message per outcome, built from whatever the (possibly partial) document holds."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.adapters import sns
+from functions.config import Settings
+from functions.models import NotificationPayload, NotifyInput, NotifyOutput
+
+MAX_SUBJECT = 100
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")  # SNS subjects: printable ASCII, no line breaks
+
+HEADLINES = {
+    "DEPLOYED": "deployed",
+    "PROMOTED": "promoted from shadow",
+    "ROLLED_BACK": "rolled back",
+    "REJECTED": "rejected by the quality gate",
+    "SHADOW_REJECTED": "rejected by the shadow test",
+    "FAILED": "deployment failed",
+    "DUPLICATE": "duplicate upload ignored",
+    "INCONCLUSIVE": "shadow test inconclusive",
+    "DRIFT": "data drift detected",
+    "DATA_QUALITY": "data quality problem",
+}
+
+
+def _get(data: dict[str, Any] | None, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _model_id(doc: NotifyInput) -> str:
+    name, version = _get(doc.upload, "model_name"), _get(doc.upload, "model_version")
+    if name and version:
+        return f"{name}/{version}"
+    key = _get(doc.detail, "object", "key")
+    return str(key) if key else "unknown"
+
+
+def subject_for(outcome: str, model: str, endpoint: str) -> str:
+    text = f"Guardrail {outcome}: {model} on {endpoint}"
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 3] + "..."
+
+
+def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """A one-paragraph human summary and the details behind it, per outcome."""
+    outcome = doc.outcome
+    details: dict[str, Any] = {}
+    strategy = _get(doc.upload, "strategy")
+    if outcome == "DEPLOYED":
+        details = {
+            "strategy": strategy,
+            "endpoint_config": _get(doc.deployment, "target_config"),
+            "mode": _get(doc.deployment, "mode"),
+            "alarms": _get(doc.watch, "alarms"),
+        }
+        text = f"{model} now serves all traffic on {endpoint} ({_get(doc.deployment, 'mode') or 'deployment'}"
+        text += f", {strategy})." if strategy else ")."
+    elif outcome == "ROLLED_BACK":
+        firing = _get(doc.deployment, "alarms_in_alarm") or _get(doc.watch, "alarms_in_alarm") or []
+        reason = _get(doc.deployment, "failure_reason") or (
+            "a guardrail alarm fired after the deployment" if _get(doc.watch, "rolled_back") else None
+        )
+        details = {
+            "failure_reason": reason,
+            "alarms_in_alarm": firing,
+            "restored_config": _get(doc.deployment, "previous_config"),
+        }
+        text = f"The update of {endpoint} to {model} was rolled back; the previous model still serves."
+        if reason:
+            text += f" Reason: {reason}"
+        if firing:
+            text += f" Alarms: {', '.join(map(str, firing))}."
+    elif outcome in ("PROMOTED", "SHADOW_REJECTED", "INCONCLUSIVE"):
+        analysis = _get(doc.shadow, "analysis") or {}
+        details = {
+            "verdict": _get(doc.shadow, "verdict"),
+            "reasons": analysis.get("reasons"),
+            "production": analysis.get("production"),
+            "shadow": analysis.get("shadow"),
+            "experiment": _get(doc.shadow, "experiment_name"),
+        }
+        verb = {
+            "PROMOTED": "passed its shadow test and was promoted",
+            "SHADOW_REJECTED": "failed its shadow test and was removed",
+            "INCONCLUSIVE": "had an inconclusive shadow test and was removed",
+        }[outcome]
+        text = f"{model} {verb} on {endpoint}."
+        if analysis.get("reasons"):
+            text += " " + "; ".join(map(str, analysis["reasons"]))
+    elif outcome == "REJECTED":
+        details = {"gate": doc.gate}
+        text = f"{model} was not deployed to {endpoint}."
+        if doc.error:
+            text += f" {doc.error.message}"
+    elif outcome == "DUPLICATE":
+        text = f"The upload of {model} was already handled; nothing was done."
+    else:
+        text = f"{model} on {endpoint}: {HEADLINES.get(outcome, outcome.lower())}."
+        if doc.error:
+            text += f" {doc.error.error}: {doc.error.message}"
+        if outcome == "FAILED":
+            text += " The endpoint was left as it was unless stated otherwise."
+    return text, {k: v for k, v in details.items() if v is not None}
+
+
+def notify(doc: NotifyInput, settings: Settings, now: datetime | None = None) -> NotifyOutput:
+    settings.require("topic_arn")
+    outcome = doc.outcome.upper() or "FAILED"
+    doc = doc.model_copy(update={"outcome": outcome})
+    endpoint = str(_get(doc.upload, "endpoint_name") or settings.endpoint_name)
+    model = _model_id(doc)
+    summary, details = summary_for(doc, model, endpoint)
+    payload = NotificationPayload(
+        outcome=outcome,
+        endpoint=endpoint,
+        model=model,
+        execution=doc.execution,
+        artifact=_get(doc.upload, "artifact_uri"),
+        summary=summary,
+        error=doc.error.error if doc.error else None,
+        cause=doc.error.message if doc.error else None,
+        details=details,
+        timestamp=(now or datetime.now(UTC)).isoformat(),
+    )
+    subject = subject_for(outcome, model, endpoint)
+    body = "\n".join(
+        [
+            f"Guardrail: {model} {HEADLINES.get(outcome, outcome.lower())}.",
+            "",
+            summary,
+            "",
+            f"Endpoint:  {endpoint}",
+            f"Model:     {model}",
+            f"Artifact:  {payload.artifact or '-'}",
+            f"Execution: {doc.execution or '-'}",
+            "",
+            "JSON payload:",
+            json.dumps(payload.model_dump(mode="json"), indent=2, sort_keys=True, default=str),
+        ]
+    )
+    message_id = sns.publish(
+        settings.topic_arn or "", subject, body, {"outcome": outcome, "endpoint": endpoint, "model": model}
+    )
+    return NotifyOutput(message_id=message_id, outcome=outcome, subject=subject, payload=payload)

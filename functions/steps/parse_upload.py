@@ -1,0 +1,94 @@
+"""parse_upload: validate the trigger, derive every name, read deployment.json, check the artifacts exist."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from functions.adapters import s3
+from functions.config import Settings
+from functions.errors import ArtifactNotFound, InvalidArtifact, InvalidTrigger
+from functions.models import DeploymentRequest, ParseUploadInput, ShadowSettings, Upload
+from functions.steps.names import resource_names, validate_model_id
+
+ARTIFACT = "model.tar.gz"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def split_key(key: str, prefix: str) -> tuple[str, str]:
+    """`<prefix><name>/<version>/model.tar.gz` -> (name, version); InvalidTrigger otherwise."""
+    if not key.startswith(prefix):
+        raise InvalidTrigger(f"key {key!r} is outside the model prefix {prefix!r}")
+    parts = key[len(prefix) :].split("/")
+    if len(parts) != 3 or parts[2] != ARTIFACT or not parts[0] or not parts[1]:
+        raise InvalidTrigger(f"key {key!r} must look like {prefix}<name>/<version>/{ARTIFACT}")
+    name, version = parts[0], parts[1]
+    validate_model_id(name, version)
+    return name, version
+
+
+def read_deployment_request(bucket: str, key: str) -> DeploymentRequest:
+    raw = s3.read_json_if_exists(bucket, key)
+    if raw is None:
+        return DeploymentRequest()
+    try:
+        return DeploymentRequest.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'root'}: {e['msg']}" for e in exc.errors())
+        raise InvalidTrigger(f"s3://{bucket}/{key} is invalid: {problems}") from exc
+
+
+def check_artifact(bucket: str, key: str, version_id: str | None) -> None:
+    """The artifact must still exist and be a gzip file (a tar.gz), else the container could never load it."""
+    meta = s3.head(bucket, key, version_id)
+    if meta is None:
+        raise ArtifactNotFound(f"s3://{bucket}/{key} does not exist")
+    if int(meta.get("ContentLength", 0)) < len(GZIP_MAGIC):
+        raise InvalidArtifact(f"s3://{bucket}/{key} is empty")
+    if s3.read_bytes(bucket, key, byte_range="bytes=0-1", version_id=version_id)[:2] != GZIP_MAGIC:
+        raise InvalidArtifact(f"s3://{bucket}/{key} is not a gzip archive")
+
+
+def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:
+    bucket = event.detail.bucket.name
+    obj = event.detail.object
+    if settings.model_bucket and bucket != settings.model_bucket:
+        raise InvalidTrigger(f"bucket {bucket!r} is not the model bucket {settings.model_bucket!r}")
+    name, version = split_key(obj.key, settings.model_prefix)
+    prefix = obj.key[: -len(ARTIFACT)]
+    identity = obj.version_id or obj.etag
+    if not identity:
+        raise InvalidTrigger("the event carries neither detail.object.version-id nor detail.object.etag")
+    idempotency_key = f"upload#{bucket}/{obj.key}#{identity}"
+
+    names = resource_names(settings.endpoint_name, name, version, idempotency_key)
+    check_artifact(bucket, obj.key, obj.version_id)
+    evaluation_key = f"{prefix}evaluation.json"
+    if s3.head(bucket, evaluation_key) is None:
+        raise ArtifactNotFound(f"s3://{bucket}/{evaluation_key} does not exist (upload it before the model)")
+    deployment_key = f"{prefix}deployment.json"
+    request = read_deployment_request(bucket, deployment_key)
+    shadow = request.shadow
+    return Upload(
+        bucket=bucket,
+        key=obj.key,
+        etag=obj.etag,
+        version_id=obj.version_id,
+        size=obj.size,
+        artifact_uri=f"s3://{bucket}/{obj.key}",
+        prefix=prefix,
+        evaluation_key=evaluation_key,
+        deployment_key=deployment_key,
+        model_name=name,
+        model_version=version,
+        endpoint_name=settings.endpoint_name,
+        strategy=request.strategy or settings.default_strategy,
+        canary_percent=request.canary_percent or settings.canary_percent,
+        linear_step_percent=request.linear_step_percent or settings.linear_step_percent,
+        shadow=ShadowSettings(
+            enabled=bool(shadow and shadow.enabled),
+            sampling_percent=(shadow and shadow.sampling_percent) or settings.shadow_sampling_percent,
+            duration_seconds=(shadow and shadow.duration_seconds) or settings.shadow_duration_seconds,
+        ),
+        names=names,
+        idempotency_key=idempotency_key,
+    )
