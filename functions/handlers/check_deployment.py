@@ -1,7 +1,7 @@
 """Lambda handler for `check_deployment`.
 
 While `deployment.status` is IN_PROGRESS it polls and returns the updated `deployment` (status IN_PROGRESS |
-SUCCEEDED | ROLLED_BACK; DeploymentFailed for a failed endpoint or too many polls). Once the document's
+SUCCEEDED | ROLLED_BACK | FAILED; the state machine bounds the polls). Once the document's
 `deployment.status` is SUCCEEDED it is the post-deployment watch and returns `watch` (alarm states, `alarm`).
 """
 
@@ -20,7 +20,7 @@ load_settings()
 def _run(doc: CheckDeploymentInput) -> BaseModel:
     if doc.deployment.status is DeploymentStatus.SUCCEEDED:
         return watch_deployment(doc.deployment, doc.alarms)
-    return check_deployment(doc.deployment, doc.alarms, load_settings())
+    return check_deployment(doc.deployment, doc.alarms)
 
 
 handler = step_handler("check_deployment", CheckDeploymentInput, _run)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters import cloudwatch, sagemaker
-from functions.config import Settings
 from functions.errors import DeploymentFailed
 from functions.models import AlarmsState, DeploymentMode, DeploymentState, DeploymentStatus, WatchState
 
@@ -22,7 +21,8 @@ FAILED = {"Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"}
 def classify(
     deployment: DeploymentState, described: dict[str, Any] | None
 ) -> tuple[DeploymentStatus, str | None]:
-    """(status, failure reason) from one DescribeEndpoint (pure). Raises DeploymentFailed for a dead endpoint."""
+    """(status, failure reason) from one DescribeEndpoint (pure). DeploymentFailed when the endpoint is gone
+    or serves a config that is neither the new nor the previous one (someone else changed it)."""
     if described is None:
         raise DeploymentFailed(f"endpoint {deployment.endpoint_name} no longer exists")
     status = described["EndpointStatus"]
@@ -30,10 +30,8 @@ def classify(
     new_reason = reason if reason and reason != deployment.previous_failure_reason else None
     if status in IN_PROGRESS:
         return DeploymentStatus.IN_PROGRESS, None
-    if status in FAILED:
-        raise DeploymentFailed(
-            f"endpoint {deployment.endpoint_name} is {status}: {reason or 'no FailureReason given'}"
-        )
+    if status in FAILED:  # the state machine's Choice turns FAILED into a DeploymentFailed error
+        return DeploymentStatus.FAILED, reason or f"endpoint is {status} (no FailureReason given)"
     if status != "InService":
         raise DeploymentFailed(f"endpoint {deployment.endpoint_name} is in unexpected status {status}")
     current = described.get("EndpointConfigName")
@@ -57,17 +55,10 @@ def _alarm_names(alarms: AlarmsState | None, deployment: DeploymentState) -> lis
     return [a["AlarmName"] for a in rollback.get("Alarms", [])]
 
 
-def check_deployment(
-    deployment: DeploymentState, alarms: AlarmsState | None, settings: Settings
-) -> DeploymentState:
+def check_deployment(deployment: DeploymentState, alarms: AlarmsState | None) -> DeploymentState:
     described = sagemaker.describe_endpoint(deployment.endpoint_name)
     status, reason = classify(deployment, described)
-    attempts = deployment.attempts + 1
-    if status is DeploymentStatus.IN_PROGRESS and attempts >= settings.max_poll_attempts:
-        raise DeploymentFailed(
-            f"deployment to {deployment.endpoint_name} still {described and described['EndpointStatus']} "
-            f"after {attempts} checks"
-        )
+    attempts = deployment.attempts + 1  # the state machine bounds the polls (MaxPollAttempts)
     states = cloudwatch.alarm_states(_alarm_names(alarms, deployment))
     return deployment.model_copy(
         update={
