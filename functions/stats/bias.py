@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.evaluation import Baseline, FacetBias, ModelEvaluation
 from functions.stats.schema import FeatureSchema, parse_value
@@ -96,9 +96,15 @@ class NumericCut(BaseModel):
     edges: list[float] = Field(min_length=2)
     labels: list[str]
 
-    def label(self, value: float) -> str | None:
+    @model_validator(mode="after")
+    def _shape(self) -> NumericCut:
         if len(self.labels) != len(self.edges) - 1:
             raise ValueError("a cut needs one label per bin")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("cut edges must be strictly ascending")
+        return self
+
+    def label(self, value: float) -> str | None:
         if not self.edges[0] < value <= self.edges[-1]:
             return None
         return self.labels[bisect.bisect_left(self.edges, value) - 1]

@@ -81,8 +81,8 @@ def _status(value: float, rows: int, policy: DriftPolicy) -> Status:
 
 
 def _bin_label(edges: Sequence[float], i: int) -> str:
-    lo = "-inf" if i == 0 else f"{edges[i]:.4g}"
-    hi = "+inf" if i == len(edges) - 2 else f"{edges[i + 1]:.4g}"
+    lo = "-inf" if i == 0 else f"{edges[i - 1]:.4g}"
+    hi = "+inf" if i == len(edges) else f"{edges[i]:.4g}"
     return f"[{lo}, {hi})"
 
 
@@ -97,8 +97,8 @@ class _Bins:
     def __init__(self, baseline: NumericBaseline) -> None:
         if not baseline.bin_proportions:
             raise ValueError(f"{baseline.column}: the baseline has no bins")
-        # first/last edges are open-ended sentinels (-inf/+inf, or null once through JSON)
-        self.interior = list(baseline.bin_edges[1:-1])
+        # interior cut points: bin 0 is (-inf, e0), bin i is [e(i-1), e(i)), the last is [e(k-1), +inf)
+        self.interior = list(baseline.bin_edges)
         self.counts = [0] * len(baseline.bin_proportions)
         self.missing = 0
 

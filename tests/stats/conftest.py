@@ -14,12 +14,11 @@ PROPORTIONS = {"married": 0.6, "single": 0.3, "divorced": 0.1}
 
 def numeric_baseline(column: str, values: np.ndarray, bins: int = 10) -> NumericBaseline:
     edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
-    full = [-np.inf, *edges.tolist(), np.inf]
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(full) - 1)
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
     q = {f"p{p:02d}": float(np.quantile(values, p / 100)) for p in (1, 5, 25, 50, 75, 95, 99)}
     return NumericBaseline(
         column=column, count=len(values), missing=0, mean=float(values.mean()), std=float(values.std()),
-        min=float(values.min()), max=float(values.max()), quantiles=q, bin_edges=full,
+        min=float(values.min()), max=float(values.max()), quantiles=q, bin_edges=edges.tolist(),
         bin_proportions=(counts / counts.sum()).tolist(),
     )
 

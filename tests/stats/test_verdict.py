@@ -4,7 +4,14 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from functions.stats.verdict import Decision, LatencySummary, MetricEvidence, VariantSample, VerdictPolicy, decide
+from functions.stats.verdict import (
+    Decision,
+    LatencySummary,
+    MetricEvidence,
+    VariantSample,
+    VerdictPolicy,
+    decide,
+)
 
 
 def latency(rng: random.Random, n: int, scale: float = 1.0, threshold: float | None = None) -> LatencySummary:
