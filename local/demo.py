@@ -1,0 +1,600 @@
+"""Run the scenarios of DESIGN.md against a deployed Guardrail (the local cloud or AWS) and check each one.
+
+`Target` says where (bucket, state machine, endpoint, how to make clients); `run_scenario` stages and
+triggers one scenario, sends traffic while it runs, waits for the execution, then checks the outcome, the
+path, the alarms, the notification and which model serves afterwards. `run_demo` is `guardrail demo`:
+train or reuse the models, start the local cloud, run every scenario with a live view, print a summary,
+write one HTML report per execution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from local import scenarios
+from local.scenarios import Scenario
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run (no models, no local cloud, stack outputs missing...)."""
+
+
+# ---------------------------------------------------------------- where the scenarios run
+
+
+def _pick(outputs: dict[str, str], *needles: str) -> str | None:
+    """The first output whose key contains one of `needles` (in order of preference)."""
+    for needle in needles:
+        for key, value in outputs.items():
+            if needle.lower() in key.lower() and value:
+                return value
+    return None
+
+
+class Target(BaseModel):
+    """A deployed Guardrail: the names the scenarios need and how to reach its services."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    state_machine_arn: str
+    endpoint_name: str
+    model_prefix: str = "models/"
+    topic_arn: str | None = None
+    alert_queue_url: str | None = None
+    env: dict[str, str] | None = None  # local cloud variables; None: AWS through the default chain
+
+    def client(self, service: str) -> Any:
+        if self.env is None:
+            return boto3.client(service)
+        from local.env import client
+
+        return client(service, self.env)
+
+    @classmethod
+    def from_outputs(
+        cls, outputs: dict[str, str], state_machines: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, alert_queue_url: str | None = None,
+    ) -> Target:
+        bucket = _pick(outputs, "ModelBucketName", "ModelBucket", "BucketName", "Bucket")
+        machine = _pick(outputs, "StateMachineArn", "StateMachine") or next(iter((state_machines or {}).values()), None)
+        endpoint = _pick(outputs, "EndpointName", "Endpoint")
+        missing = [n for n, v in (("bucket", bucket), ("state machine", machine), ("endpoint", endpoint)) if not v]
+        if missing:
+            raise DemoError(f"stack outputs lack the {', '.join(missing)}: {sorted(outputs)}")
+        return cls(
+            bucket=bucket, state_machine_arn=machine, endpoint_name=endpoint,  # type: ignore[arg-type]
+            model_prefix=_pick(outputs, "ModelPrefix") or "models/", topic_arn=_pick(outputs, "TopicArn", "Topic"),
+            env=env, alert_queue_url=alert_queue_url,
+        )
+
+    @classmethod
+    def local(cls, workdir: Path | str = ".guardrail") -> Target:
+        """The local cloud running from `workdir` (`guardrail up` / `LocalCloud.spawn`)."""
+        from local.env import load_state
+
+        state = load_state(workdir)
+        return cls.from_outputs(state.outputs, state.state_machines, state.env, state.alert_queue_url)
+
+    @classmethod
+    def aws(cls, stack_name: str) -> Target:
+        """A stack deployed with `sam deploy` on AWS (credentials and region from the usual chain)."""
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        return cls.from_outputs(outputs)
+
+
+# ---------------------------------------------------------------- observing
+
+
+class EndpointView(BaseModel):
+    status: str | None = None
+    config: str | None = None
+    pending_config: str | None = None
+    failure_reason: str | None = None
+    weights: dict[str, float] = {}  # variant -> current weight (blue and, while updating, green)
+    shadow: list[str] = []
+
+
+def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
+    try:
+        ep = sm.describe_endpoint(EndpointName=endpoint)
+    except ClientError:
+        return EndpointView()
+    weights = {v["VariantName"]: float(v.get("CurrentWeight", 0.0)) for v in ep.get("ProductionVariants", [])}
+    pending = ep.get("PendingDeploymentSummary") or {}
+    for v in pending.get("ProductionVariants", []):
+        weights[v["VariantName"]] = float(v.get("CurrentWeight", 0.0))
+    shadow = [v["VariantName"] for v in ep.get("ShadowProductionVariants", [])]
+    shadow += [v["VariantName"] for v in pending.get("ShadowProductionVariants", [])]
+    return EndpointView(
+        status=ep.get("EndpointStatus"), config=ep.get("EndpointConfigName"),
+        pending_config=pending.get("EndpointConfigName"), failure_reason=ep.get("FailureReason"),
+        weights=weights, shadow=shadow,
+    )
+
+
+def alarm_states(cw: Any, endpoint: str) -> dict[str, str]:
+    """State of every alarm that watches the endpoint."""
+    states: dict[str, str] = {}
+    for page in cw.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        for alarm in page.get("MetricAlarms", []):
+            dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+            if dims.get("EndpointName") == endpoint:
+                states[alarm["AlarmName"]] = alarm["StateValue"]
+    return states
+
+
+def current_state(sfn: Any, execution_arn: str) -> str | None:
+    """The state the execution is in now (the last one entered)."""
+    page = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)
+    for event in page["events"]:
+        details = event.get("stateEnteredEventDetails")
+        if details:
+            return details["name"]
+    return None
+
+
+def execution_path(sfn: Any, execution_arn: str) -> list[str]:
+    from local.report import _history, parse_history
+
+    return [v.name for v in parse_history(_history(sfn, execution_arn))]
+
+
+def find_execution(sfn: Any, machine: str, key: str, since: datetime, timeout: float) -> str:
+    """The execution started (after `since`) for the upload of `key`: the document's root is the S3 event."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+            for ex in page["executions"]:
+                arn = ex["executionArn"]
+                if arn in seen or ex["startDate"].astimezone(UTC) < since - timedelta(seconds=2):
+                    continue
+                seen.add(arn)
+                doc = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
+                if ((doc.get("detail") or {}).get("object") or {}).get("key") == key:
+                    return arn
+        time.sleep(0.25)
+    raise TimeoutError(f"no execution started for s3 key {key} within {timeout:.0f} s")
+
+
+def final_document(sfn: Any, execution_arn: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(describe_execution, the last document: the output, or for a FAILED execution the last state output)."""
+    from local.report import _history, parse_history
+
+    ex = sfn.describe_execution(executionArn=execution_arn)
+    if ex.get("output"):
+        return ex, json.loads(ex["output"])
+    visits = parse_history(_history(sfn, execution_arn))
+    return ex, next((v.output for v in reversed(visits) if v.output), {})
+
+
+def wait_for(sfn: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Wait for the execution to end; returns its last document."""
+    deadline = time.monotonic() + timeout
+    while sfn.describe_execution(executionArn=execution_arn)["status"] not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still running after {timeout:.0f} s")
+        time.sleep(0.5)
+    return final_document(sfn, execution_arn)[1]
+
+
+# ---------------------------------------------------------------- traffic
+
+
+class Traffic:
+    """Send held-out rows to the endpoint at a rate in a thread; count which variant answered."""
+
+    def __init__(self, runtime: Any, endpoint: str, rows: list[str], rps: float) -> None:
+        self.runtime, self.endpoint, self.rows, self.rps = runtime, endpoint, rows, rps
+        self.variants: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        interval = 1.0 / self.rps
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.send(self.rows[i % len(self.rows)])
+            i += 1
+            next_at += interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def send(self, row: str) -> str | None:
+        try:
+            answer = self.runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Body=row)
+            answer["Body"].read()
+        except ClientError as exc:
+            self.errors[exc.response.get("Error", {}).get("Code", "error")] += 1
+            return None
+        variant = answer.get("InvokedProductionVariant", "?")
+        self.variants[variant] += 1
+        return variant
+
+    def __enter__(self) -> Traffic:
+        if self.rps > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+def holdout_rows(models_dir: Path, limit: int = 500) -> list[str]:
+    """Feature rows (CSV, no label) of the held-out set written by training."""
+    path = models_dir / "holdout.csv"
+    if not path.is_file():
+        raise DemoError(f"{path} missing: train first (`guardrail train --out {models_dir} --scenarios`)")
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)  # header; the label is the first column (training.prepare)
+        rows = [",".join(row[1:]) for _, row in zip(range(limit), reader, strict=False)]
+    if not rows:
+        raise DemoError(f"{path} has no rows")
+    return rows
+
+
+# ---------------------------------------------------------------- one scenario
+
+
+class Snapshot(BaseModel):
+    """What the live view shows while a scenario runs."""
+
+    scenario: str
+    elapsed: float
+    execution_arn: str | None = None
+    state: str | None = None
+    endpoint: EndpointView = Field(default_factory=EndpointView)
+    traffic: dict[str, int] = {}
+    traffic_errors: dict[str, int] = {}
+    alarms: dict[str, str] = {}
+
+
+class ScenarioResult(BaseModel):
+    key: str
+    title: str
+    expected: str
+    actual: str | None = None
+    error: str | None = None  # Step Functions error name behind FAILED
+    cause: str | None = None
+    seconds: float = 0.0
+    execution_arn: str | None = None
+    path: list[str] = []
+    traffic: dict[str, int] = {}
+    traffic_errors: dict[str, int] = {}
+    alarms_fired: list[str] = []
+    alert_subject: str | None = None
+    alert_outcome: str | None = None
+    endpoint_config_before: str | None = None
+    endpoint_config_after: str | None = None
+    serving_after: dict[str, int] = {}  # variant -> answers to probe requests after the execution
+    report: str | None = None
+    problems: list[str] = []
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _trigger(target: Target, scenario: Scenario, models_dir: Path) -> tuple[str, str | None]:
+    """Stage and trigger; returns (s3 key the execution is about, execution ARN when started directly)."""
+    s3, sfn = target.client("s3"), target.client("stepfunctions")
+    if scenario.trigger == "execution":
+        event = scenarios.malformed_event(target.bucket)
+        name = f"{scenario.key}-{int(time.time() * 1000)}"[:80]
+        arn = sfn.start_execution(stateMachineArn=target.state_machine_arn, name=name, input=json.dumps(event))
+        return event["detail"]["object"]["key"], arn["executionArn"]
+    head = scenarios.stage(s3, target.bucket, scenario, models_dir, target.model_prefix)
+    return head["key"], None
+
+
+def _alarms_fired(cw: Any, names: list[str], since: datetime) -> list[str]:
+    fired = []
+    for name in names:
+        with contextlib.suppress(ClientError):
+            items = cw.describe_alarm_history(
+                AlarmName=name, HistoryItemType="StateUpdate", StartDate=since, EndDate=datetime.now(UTC)
+            )["AlarmHistoryItems"]
+            if any(json.loads(i["HistoryData"]).get("newState", {}).get("stateValue") == "ALARM" for i in items):
+                fired.append(name)
+    return fired
+
+
+def _expected_alarm_name(doc: dict[str, Any], which: str) -> str | None:
+    alarms = doc.get("alarms") or {}
+    return alarms.get("error_alarm" if which == "error" else "latency_alarm")
+
+
+def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> list[str]:
+    """Everything that differs from what the scenario table promises."""
+    problems = []
+    if result.actual != scenario.expected:
+        problems.append(f"outcome {result.actual} (expected {scenario.expected}; {result.error}: {result.cause})")
+    if scenario.expected_error and result.error != scenario.expected_error:
+        problems.append(f"error {result.error} (expected {scenario.expected_error})")
+    if result.alert_outcome != scenario.expected:
+        problems.append(f"notification {result.alert_outcome or 'missing'} (expected {scenario.expected})")
+    if scenario.alarm:
+        name = _expected_alarm_name(doc, scenario.alarm)
+        if name not in result.alarms_fired:
+            problems.append(f"{scenario.alarm} alarm {name} never went to ALARM (fired: {result.alarms_fired})")
+    elif result.alarms_fired and scenario.expected in ("DEPLOYED", "PROMOTED"):
+        problems.append(f"unexpected alarms: {result.alarms_fired}")
+    if not scenario.endpoint_changes and result.endpoint_config_after != result.endpoint_config_before:
+        problems.append(f"endpoint config changed {result.endpoint_config_before} -> {result.endpoint_config_after}")
+    if scenario.serves_after:
+        wanted = f"v-{scenarios.MODEL_NAME}-{scenario.serves_after}"
+        if set(result.serving_after) != {wanted}:
+            problems.append(f"serving {result.serving_after or 'nothing'} afterwards (expected only {wanted})")
+    return problems
+
+
+def run_scenario(
+    target: Target, scenario: Scenario, models_dir: Path, rows: list[str],
+    on_tick: Callable[[Snapshot], None] | None = None, probe_requests: int = 10, alerts: Any = None,
+) -> ScenarioResult:
+    """Stage, trigger, drive traffic, wait, and check one scenario."""
+    sfn, sm, cw = target.client("stepfunctions"), target.client("sagemaker"), target.client("cloudwatch")
+    runtime = target.client("sagemaker-runtime")
+    result = ScenarioResult(key=scenario.key, title=scenario.title, expected=scenario.expected)
+    started = time.monotonic()
+    since = datetime.now(UTC)
+    result.endpoint_config_before = endpoint_view(sm, target.endpoint_name).config
+    key, arn = _trigger(target, scenario, models_dir)
+    with Traffic(runtime, target.endpoint_name, rows, scenario.traffic_rps) as traffic:
+        arn = arn or find_execution(sfn, target.state_machine_arn, key, since, timeout=30)
+        result.execution_arn = arn
+        deadline = started + scenario.timeout_seconds
+        while True:
+            status = sfn.describe_execution(executionArn=arn)["status"]
+            if on_tick is not None:
+                on_tick(Snapshot(
+                    scenario=scenario.key, elapsed=time.monotonic() - started, execution_arn=arn,
+                    state=current_state(sfn, arn), endpoint=endpoint_view(sm, target.endpoint_name),
+                    traffic=dict(traffic.variants), traffic_errors=dict(traffic.errors),
+                    alarms=alarm_states(cw, target.endpoint_name),
+                ))
+            if status in TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                sfn.stop_execution(executionArn=arn, error="DemoTimeout", cause="scenario took too long")
+                result.problems.append(f"execution still running after {scenario.timeout_seconds:.0f} s: stopped")
+                break
+            time.sleep(0.5)
+    result.seconds = time.monotonic() - started
+    result.traffic, result.traffic_errors = dict(traffic.variants), dict(traffic.errors)
+    _, doc = final_document(sfn, arn)
+    result.actual = doc.get("outcome")
+    error = doc.get("error") or {}
+    result.error, result.cause = error.get("Error"), error.get("Cause")
+    result.path = execution_path(sfn, arn)
+    alarm_names = (doc.get("alarms") or {}).get("names") or []
+    result.alarms_fired = _alarms_fired(cw, alarm_names, since)
+    if alerts is not None:
+        execution_name = arn.rsplit(":", 1)[-1]
+        with contextlib.suppress(TimeoutError):
+            alert = alerts.wait_for(lambda a: (a.payload or {}).get("execution") == execution_name, timeout=15)
+            result.alert_subject, result.alert_outcome = alert.subject, alert.outcome
+    result.endpoint_config_after = endpoint_view(sm, target.endpoint_name).config
+    if scenario.serves_after:
+        probe = Traffic(runtime, target.endpoint_name, rows, rps=0)
+        for row in rows[:probe_requests]:
+            probe.send(row)
+        result.serving_after = dict(probe.variants)
+    result.problems += check(result, scenario, doc)
+    return result
+
+
+def run_all(
+    target: Target, models_dir: Path, selected: list[Scenario] | None = None,
+    on_tick: Callable[[Snapshot], None] | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
+    alerts: Any = None,
+) -> Iterator[ScenarioResult]:
+    rows = holdout_rows(models_dir)
+    for scenario in selected or list(scenarios.SCENARIOS):
+        result = run_scenario(target, scenario, models_dir, rows, on_tick=on_tick, alerts=alerts)
+        if on_result is not None:
+            on_result(result)
+        yield result
+
+
+# ---------------------------------------------------------------- guardrail demo
+
+
+def _needed_models() -> set[str]:
+    return {s.model for s in scenarios.SCENARIOS if s.model}
+
+
+def ensure_models(models_dir: Path, train: bool, trials: int | None, console: Any) -> None:
+    """Train (or reuse) the scenario models; without training, insist they are there."""
+    missing = sorted(m for m in _needed_models() if not (models_dir / m / "model.tar.gz").is_file())
+    if not (models_dir / "holdout.csv").is_file():
+        missing.append("holdout.csv")
+    if not missing:
+        console.print(f"models: reusing {models_dir}")
+        return
+    if not train:
+        raise DemoError(f"{models_dir} lacks {', '.join(missing)}: run `guardrail train --out {models_dir} --scenarios`")
+    from training.cli import main as train_main
+
+    console.print(f"models: training into {models_dir} (missing {', '.join(missing)})")
+    argv = ["--out", str(models_dir), "--reuse", "--scenarios"] + (["--trials", str(trials)] if trials else [])
+    if train_main(argv):
+        raise DemoError("training failed")
+
+
+def _state_colour(state: str) -> str:
+    return {"ALARM": "red", "OK": "green"}.get(state, "yellow")
+
+
+class LiveView:
+    """The demo's live screen: scenario table, current execution, endpoint, traffic, alarms, alerts."""
+
+    def __init__(self, selected: list[Scenario]) -> None:
+        self.selected = selected
+        self.results: dict[str, ScenarioResult] = {}
+        self.snapshot: Snapshot | None = None
+        self.alerts: list[str] = []
+
+    def tick(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def done(self, result: ScenarioResult) -> None:
+        self.results[result.key] = result
+        if result.alert_subject:
+            self.alerts.append(f"{result.alert_outcome}: {result.alert_subject}")
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        table = Table(title="Guardrail scenarios", expand=True)
+        for column in ("scenario", "expected", "actual", "time", ""):
+            table.add_column(column)
+        running = self.snapshot.scenario if self.snapshot else None
+        for s in self.selected:
+            r = self.results.get(s.key)
+            if r is not None:
+                mark = "[green]✓[/green]" if r.ok else "[red]✗[/red]"
+                table.add_row(s.title, s.expected, r.actual or "—", f"{r.seconds:.1f}s", mark)
+            elif s.key == running and self.snapshot:
+                table.add_row(f"[bold]{s.title}[/bold]", s.expected, "…", f"{self.snapshot.elapsed:.1f}s", "⏳")
+            else:
+                table.add_row(f"[dim]{s.title}[/dim]", s.expected, "", "", "")
+        parts: list[Any] = [table]
+        snap = self.snapshot
+        if snap is not None and snap.scenario not in self.results:
+            ep = snap.endpoint
+            weights = "  ".join(f"{k}={v:.2f}" for k, v in ep.weights.items()) or "—"
+            traffic = "  ".join(f"{k}: {n}" for k, n in sorted(snap.traffic.items())) or "—"
+            if snap.traffic_errors:
+                traffic += "  [red]errors " + "  ".join(f"{k}: {n}" for k, n in snap.traffic_errors.items()) + "[/red]"
+            alarms = "\n".join(
+                f"[{_state_colour(v)}]{v:<17}[/{_state_colour(v)}] {k}" for k, v in sorted(snap.alarms.items())
+            ) or "—"
+            body = (
+                f"state machine  [bold cyan]{snap.state or '…'}[/bold cyan]\n"
+                f"endpoint       {ep.status or '(none)'}  config {ep.config or '—'}"
+                + (f"  → {ep.pending_config}" if ep.pending_config else "") + "\n"
+                f"weights        {weights}" + (f"   shadow {', '.join(ep.shadow)}" if ep.shadow else "") + "\n"
+                f"traffic        {traffic}\n"
+                f"alarms\n{alarms}"
+            )
+            parts.append(Panel(body, title=f"now: {snap.scenario}", border_style="cyan"))
+        if self.alerts:
+            parts.append(Panel("\n".join(self.alerts[-6:]), title="SNS alerts", border_style="magenta"))
+        return Group(*parts)
+
+
+def summary_table(results: list[ScenarioResult]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Summary")
+    for column in ("scenario", "expected", "actual", "time", "result"):
+        table.add_column(column)
+    for r in results:
+        verdict = "[green]ok[/green]" if r.ok else "[red]" + "; ".join(r.problems) + "[/red]"
+        table.add_row(r.key, r.expected, r.actual or "—", f"{r.seconds:.1f}s", verdict)
+    return table
+
+
+def _link(report: str | None) -> str:
+    return f"<a href='{Path(report).name}'>report</a>" if report else ""
+
+
+def write_index(reports_dir: Path, results: list[ScenarioResult]) -> Path:
+    """reports/index.html: the summary with a link to each execution's report."""
+    import html
+
+    rows = "\n".join(
+        f"<tr><td>{html.escape(r.title)}</td><td>{r.expected}</td><td>{r.actual or '—'}</td>"
+        f"<td>{r.seconds:.1f}s</td><td>{'ok' if r.ok else html.escape('; '.join(r.problems))}</td>"
+        f"<td>{_link(r.report)}</td></tr>"
+        for r in results
+    )
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>Guardrail demo</title>"
+        "<style>body{font-family:system-ui;margin:2rem}td,th{border:1px solid #ddd;padding:.3rem .6rem}"
+        "table{border-collapse:collapse}</style><h1>Guardrail demo</h1>"
+        "<table><tr><th>scenario</th><th>expected</th><th>actual</th><th>time</th><th>result</th><th></th></tr>"
+        f"{rows}</table>"
+    )
+    path = reports_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def run_demo(
+    models_dir: Path = Path("artifacts/models"), reports_dir: Path = Path("reports"),
+    workdir: Path = Path(".guardrail/demo"), only: list[str] | None = None, train: bool = True,
+    trials: int | None = None, console: Any = None,
+) -> int:
+    """`guardrail demo`: returns the exit code (1 when any scenario's outcome differs from the table)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from local.alerts import AlertStream
+    from local.cloud import LocalCloud
+    from local.report import write_report
+
+    console = console or Console()
+    selected = [scenarios.get(k) for k in only] if only else list(scenarios.SCENARIOS)
+    selected.sort(key=lambda s: scenarios.SCENARIOS.index(s))
+    models_dir, reports_dir = Path(models_dir).resolve(), Path(reports_dir)
+    try:
+        ensure_models(models_dir, train, trials, console)
+        console.print("local cloud: starting (moto, SageMaker emulator, alarm evaluator, Lambda runtime)…")
+        t0 = time.monotonic()
+        cloud = LocalCloud.spawn(workdir)
+    except (DemoError, RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    results: list[ScenarioResult] = []
+    try:
+        assert cloud.state is not None
+        target = Target.from_outputs(cloud.outputs, cloud.state.state_machines, cloud.env, cloud.state.alert_queue_url)
+        console.print(f"local cloud: ready in {time.monotonic() - t0:.1f}s, stack deployed "
+                      f"(bucket {target.bucket}, endpoint {target.endpoint_name})")
+        alerts = AlertStream(target.env or {}, target.alert_queue_url)
+        view = LiveView(selected)
+        with Live(view, console=console, refresh_per_second=4, transient=False):
+            for result in run_all(target, models_dir, selected, on_tick=view.tick, on_result=view.done,
+                                  alerts=alerts):
+                results.append(result)
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            if r.execution_arn:
+                r.report = str(write_report(r.execution_arn, reports_dir / f"{r.key}.html", client=target.client))
+        index = write_index(reports_dir, results)
+    finally:
+        cloud.stop()
+    console.print(summary_table(results))
+    console.print(f"reports: {index}")
+    failed = [r.key for r in results if not r.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} scenario(s) differ from DESIGN.md: {', '.join(failed)}[/red]")
+        return 1
+    console.print(f"[green]all {len(results)} scenarios as expected[/green]")
+    return 0
