@@ -267,12 +267,12 @@ def deploy(
 
     all_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
     resolved = _Carried.resolve(after, all_outputs)
-    summaries = _stack_resources(cloudformation, stack_name)
+    summaries = [s for s in _stack_resources(cloudformation, stack_name) if s["LogicalResourceId"]]
     resources = {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
     types = {s["LogicalResourceId"]: s["ResourceType"] for s in summaries}
     missing = sorted(set(cfn["Resources"]) - set(resources))
     if missing:
-        log.warning("moto's CloudFormation did not create: %s", ", ".join(f"{m} ({cfn['Resources'][m]['Type']})" for m in missing))
+        log.warning("not created (condition false, or no moto support): %s", ", ".join(f"{m} ({cfn['Resources'][m]['Type']})" for m in missing))
 
     lambda_ = client("lambda", env)
     for logical_id, tags in resolved["function_tags"].items():

@@ -44,8 +44,12 @@ def _error(error_type: str, message: str, stack: list[str] | None = None) -> dic
 
 
 def _exception_error(exc: BaseException) -> dict[str, Any]:
-    frames = traceback.extract_tb(exc.__traceback__)
-    return _error(type(exc).__name__, str(exc), [line for line in traceback.format_list(frames)])
+    # Only the function's own frames, as awslambdaric shows them (not this runtime's or importlib's).
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if f.filename != __file__ and not f.filename.startswith("<frozen") and "/importlib/" not in f.filename
+    ]
+    return _error(type(exc).__name__, str(exc), traceback.format_list(frames))
 
 
 def load_handler(spec: str) -> Any:
