@@ -62,27 +62,21 @@ def step_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: Any, context: Any = None) -> dict[str, Any]:
         metrics.add_dimension(name="Step", value=step)
-        document = unwrap(event)
-        execution = execution_name(document)
-        logger.set_correlation_id(execution)
-        logger.append_keys(
-            step=step, execution=execution, request_id=getattr(context, "aws_request_id", None)
-        )
         try:
-            parsed = input_model.model_validate(document)
-        except ValidationError as exc:
-            metrics.add_metric(name="StepFailed", unit=MetricUnit.Count, value=1)
-            error = invalid(f"{step}: invalid input: {describe_validation(exc)}")
-            logger.warning("invalid input", extra={"error": error.name, "cause": error.message})
-            raise error from None
-        try:
-            result = run(parsed)
+            document = unwrap(event)
+            execution = execution_name(document)
+            logger.set_correlation_id(execution)
+            logger.append_keys(step=step, execution=execution, request_id=getattr(context, "aws_request_id", None))
+            try:
+                parsed = input_model.model_validate(document)
+            except ValidationError as exc:
+                raise invalid(f"{step}: invalid input: {describe_validation(exc)}") from None
+            output = run(parsed).model_dump(mode="json")
         except GuardrailError as exc:
             metrics.add_metric(name="StepFailed", unit=MetricUnit.Count, value=1)
             logger.warning("step failed", extra={"error": exc.name, "cause": exc.message})
             raise
         metrics.add_metric(name="StepSucceeded", unit=MetricUnit.Count, value=1)
-        output = result.model_dump(mode="json")
         logger.info("step done", extra={"result": output})
         return output
 

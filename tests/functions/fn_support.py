@@ -161,6 +161,12 @@ def put_model_files(
     return prefix + "model.tar.gz"
 
 
+def event_for(s3: Any, key: str, bucket: str = BUCKET) -> dict:
+    """The Object Created event S3 would send for an existing object (real VersionId and ETag)."""
+    head = s3.head_object(Bucket=bucket, Key=key)
+    return s3_event(key, bucket=bucket, version_id=head.get("VersionId"), etag=head["ETag"].strip('"'))
+
+
 class FakeContext:
     aws_request_id = "req-1"
     function_name = "guardrail-test"
