@@ -25,6 +25,12 @@ from local.sagemaker.validation import parse_request, to_wire
 log = logging.getLogger(__name__)
 
 JSON11 = "application/x-amz-json-1.1"
+# POST {"operation": <control-plane op>, "count": n}: the next n calls answer ThrottlingException (tests).
+FAULTS_PATH = "/_guardrail/faults"
+
+
+class ThrottlingException(SageMakerError):
+    code = "ThrottlingException"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,6 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path.startswith("/endpoints/") and path.endswith("/invocations"):
             self._invoke(unquote(path[len("/endpoints/") : -len("/invocations")]), body, received)
+        elif path == FAULTS_PATH:
+            self._set_faults(body)
         elif path == "/":
             self._control(body)
         else:
@@ -72,6 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
             if service != "SageMaker" or not op:
                 raise UnknownOperationException(f"Unknown or missing X-Amz-Target: {target!r}")
             params = parse_request(op, body)
+            if self.server.take_fault(op):
+                raise ThrottlingException("Rate exceeded (fault injected through " + FAULTS_PATH + ")")
             result = self.server.backend.dispatch(op, params)
         except SageMakerError as exc:
             return self._error(exc, JSON11)
@@ -79,6 +89,20 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("SageMaker.%s failed", op)
             return self._error(InternalFailure(f"{type(exc).__name__}: {exc}"), JSON11)
         self._send(200, json.dumps(to_wire(result)).encode(), JSON11)
+        return None
+
+    def _set_faults(self, body: bytes) -> None:
+        """Fault injection for tests: {"operation": "UpdateEndpoint", "count": 3} throttles the next 3 calls."""
+        try:
+            spec = json.loads(body or b"{}")
+            op, count = str(spec["operation"]), int(spec.get("count", 1))
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._error(ValidationError(f"fault spec needs operation and count: {exc!r}"), "application/json")
+        with self.server.faults_lock:
+            self.server.faults[op] = self.server.faults.get(op, 0) + count
+            pending = dict(self.server.faults)
+        self._send(200, json.dumps({"pending": pending, "injected": dict(self.server.injected)}).encode(),
+                   "application/json")
         return None
 
     def _invoke(self, endpoint: str, body: bytes, received: float) -> None:
@@ -108,8 +132,19 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], backend: Backend) -> None:
         super().__init__(address, _Handler)
         self.backend = backend
+        self.faults: dict[str, int] = {}  # operation -> throttles still to inject
+        self.injected: dict[str, int] = {}  # operation -> throttles injected so far
+        self.faults_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+
+    def take_fault(self, op: str) -> bool:
+        with self.faults_lock:
+            if self.faults.get(op, 0) <= 0:
+                return False
+            self.faults[op] -= 1
+            self.injected[op] = self.injected.get(op, 0) + 1
+            return True
 
     def process_request(self, request: Any, client_address: Any) -> None:
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
