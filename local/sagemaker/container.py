@@ -118,6 +118,8 @@ def _media(content_type: str) -> str:
 
 def decode(body: bytes, content_type: str) -> np.ndarray:
     media = _media(content_type or CSV)
+    if media not in (CSV, JSON):
+        raise ContainerError(415, f"Content type {content_type} is not supported by this framework.")
     text = body.decode("utf-8")
     if media == CSV:
         lines = [line for line in text.splitlines() if line.strip()]
@@ -126,18 +128,16 @@ def decode(body: bytes, content_type: str) -> np.ndarray:
         return np.array(
             [[float(v) if v.strip() else np.nan for v in line.split(",")] for line in lines], dtype=np.float32
         )
-    if media == JSON:
-        doc = json.loads(text)
-        if isinstance(doc, dict) and "instances" in doc:
-            rows = [r["features"] if isinstance(r, dict) else r for r in doc["instances"]]
-        elif isinstance(doc, dict) and "features" in doc:
-            rows = [doc["features"]]
-        elif isinstance(doc, list):
-            rows = doc if doc and isinstance(doc[0], list) else [doc]
-        else:
-            raise ValueError('JSON payload must be {"instances": [...]} or {"features": [...]}')
-        return np.array(rows, dtype=np.float32)
-    raise ContainerError(415, f"Content type {content_type} is not supported by this framework.")
+    doc = json.loads(text)
+    if isinstance(doc, dict) and "instances" in doc:
+        rows = [r["features"] if isinstance(r, dict) else r for r in doc["instances"]]
+    elif isinstance(doc, dict) and "features" in doc:
+        rows = [doc["features"]]
+    elif isinstance(doc, list):
+        rows = doc if doc and isinstance(doc[0], list) else [doc]
+    else:
+        raise ValueError('JSON payload must be {"instances": [...]} or {"features": [...]}')
+    return np.array(rows, dtype=np.float32)
 
 
 def encode(preds: np.ndarray, accept: str) -> tuple[bytes, str]:

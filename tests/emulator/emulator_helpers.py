@@ -1,0 +1,44 @@
+"""Helpers shared by the emulator tests (a unique module name, so other areas' helpers never shadow it)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+BUCKET = "models"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+N_FEATURES = 6
+
+
+def model_url(name: str) -> str:
+    return f"s3://{BUCKET}/models/{name}/model.tar.gz"
+
+
+def create_model(sm: Any, name: str, artifact: str) -> None:
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
+                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_url(artifact)})
+
+
+def create_config(sm: Any, name: str, model: str, variant: str = "AllTraffic", count: int = 3,
+                  **extra: Any) -> None:
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": variant, "ModelName": model, "InstanceType": "ml.m5.xlarge",
+        "InitialInstanceCount": count, "InitialVariantWeight": 1.0}], **extra)
+
+
+def wait_status(sm: Any, endpoint: str, statuses: tuple[str, ...] = ("InService", "Failed"),
+                timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = sm.describe_endpoint(EndpointName=endpoint)
+        if desc["EndpointStatus"] in statuses or time.monotonic() > deadline:
+            return desc
+        time.sleep(0.1)
+
+
+def row(seed: int = 0) -> str:
+    values = np.random.default_rng(seed).normal(size=N_FEATURES)
+    return ",".join(f"{v:.6f}" for v in values)
