@@ -86,6 +86,7 @@ class FacetBias(_Model):
     """
 
     facet: str
+    guarded: bool = True  # the quality gate enforces bounds on guarded facets; others are informational
     groups: list[GroupRate]
     demographic_parity_difference: float = Field(ge=0, le=1)
     demographic_parity_ratio: float = Field(ge=0, le=1)
@@ -108,13 +109,17 @@ class NumericBaseline(_Model):
     min: float | None
     max: float | None
     quantiles: dict[str, float]  # "p01", "p05", "p25", "p50", "p75", "p95", "p99"
-    bin_edges: list[float]  # len(bin_proportions) + 1 ascending edges; first/last are -inf/+inf sentinels
-    bin_proportions: list[float]  # share of non-missing values per [edge_i, edge_i+1) bin, sums to 1
+    # Interior cut points, ascending: bin 0 is (-inf, e0), bin i is [e(i-1), e(i)), the last is [e(k-1), +inf),
+    # so a value's bin is `bisect.bisect_right(bin_edges, x)`. Proportions are over non-missing values.
+    bin_edges: list[float]
+    bin_proportions: list[float]
 
     @model_validator(mode="after")
     def _bins_match(self) -> NumericBaseline:
-        if self.bin_proportions and len(self.bin_edges) != len(self.bin_proportions) + 1:
-            raise ValueError("bin_edges must have one more entry than bin_proportions")
+        if len(self.bin_proportions) != len(self.bin_edges) + 1:
+            raise ValueError("bin_proportions must have one more entry than bin_edges")
+        if any(b <= a for a, b in zip(self.bin_edges, self.bin_edges[1:], strict=False)):
+            raise ValueError("bin_edges must be strictly ascending")
         return self
 
 
