@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from functions.stats.distributions import normal_ppf  # noqa: E402
-from functions.stats.verdict import Decision, LatencySummary, VariantSample, VerdictPolicy, decide  # noqa: E402
+from functions.stats.distributions import normal_ppf
+from functions.stats.verdict import Decision, LatencySummary, VariantSample, VerdictPolicy, decide
 
 POLL = 50  # requests per arm between polls
 HORIZON = 20_000  # requests per arm before the test is called INCONCLUSIVE

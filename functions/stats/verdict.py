@@ -10,7 +10,7 @@ never a silent pass or fail. The same call judges a canary: production = old fle
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Literal
 
@@ -76,6 +76,21 @@ class LatencySummary(_Frozen):
                 exceed += k
         return cls(count=n, sum_log=s, sum_log_sq=ss, exceed_count=exceed if tail_threshold_micros else None)
 
+    @classmethod
+    def from_period_stats(cls, averages: Sequence[float], counts: Sequence[float]) -> LatencySummary:
+        """From CloudWatch `ModelLatency` per-period `Average` and `SampleCount` (same periods, same order).
+
+        Periods holding one request give the exact per-request values. A period average over several requests
+        hides their spread, so then each period counts as ONE observation of its average: a test on
+        per-period means, with fewer samples but an honest variance (use short periods: 1 s locally, 60 s on
+        AWS). No tail counts: CloudWatch cannot say how many requests exceeded a threshold.
+        """
+        if len(averages) != len(counts):
+            raise ValueError(f"{len(averages)} averages but {len(counts)} sample counts")
+        if all(c == 1 for c in counts):
+            return cls.from_values(averages)
+        return cls.from_values(a for a, c in zip(averages, counts, strict=True) if c > 0)
+
     def __add__(self, other: LatencySummary) -> LatencySummary:
         both = self.exceed_count is not None and other.exceed_count is not None
         return LatencySummary(
@@ -109,6 +124,23 @@ class VariantSample(_Frozen):
     errors: int = Field(ge=0)
     latency: LatencySummary | None = None
 
+    @classmethod
+    def from_metric_stats(
+        cls,
+        name: str,
+        errors: dict[str, list[float]],
+        latency: dict[str, list[float]] | None = None,
+    ) -> VariantSample:
+        """From `functions.adapters.cloudwatch.metric_stats` results over the test window:
+        `Invocation5XXErrors` with stats ["Sum", "SampleCount"] and `ModelLatency` with ["Average", "SampleCount"].
+        """
+        requests = round(sum(errors.get("SampleCount", [])))
+        failed = round(sum(errors.get("Sum", [])))
+        lat = None
+        if latency is not None and latency.get("Average"):
+            lat = LatencySummary.from_period_stats(latency["Average"], latency.get("SampleCount", []))
+        return cls(name=name, requests=requests, errors=failed, latency=lat)
+
     @model_validator(mode="after")
     def _consistent(self) -> VariantSample:
         if self.errors > self.requests:
@@ -121,13 +153,16 @@ class VerdictPolicy(_Frozen):
 
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     min_requests: int = Field(default=100, ge=2, description="per variant before any decision")
+    min_latency_samples: int = Field(default=30, ge=2, description="latency observations per variant")
+    # Each metric's tau is the spread of the mixing distribution over regressions: the sizes of effect the
+    # test is tuned to find fastest (bench/sequential_sim.py: 0.01 = 1 pp of errors, 0.2 = ~20 % latency).
     # error rate: absolute non-inferiority margin on (shadow - production), and the mixture's spread
     error_margin: float = Field(default=0.005, gt=0, lt=1)
     error_tau: float = Field(default=0.01, gt=0)
     # latency: relative margin on the geometric-mean latency (0.10 = shadow up to 10 % slower)
     require_latency: bool = True
     latency_margin: float = Field(default=0.10, gt=0)
-    latency_tau: float = Field(default=0.10, gt=0)
+    latency_tau: float = Field(default=0.20, gt=0)
     # tail: share of requests above `tail_threshold_micros` (absolute margin on the difference of shares)
     tail_threshold_micros: float | None = Field(default=None, gt=0)
     tail_margin: float = Field(default=0.01, gt=0, lt=1)
@@ -272,8 +307,8 @@ def _missing(prod: VariantSample, shadow: VariantSample, policy: VerdictPolicy) 
         if policy.require_latency:
             if v.latency is None:
                 return f"{v.name} has no latency data"
-            if v.latency.count < policy.min_requests:
-                return f"{v.name} has {v.latency.count} latency samples (< {policy.min_requests} needed)"
+            if v.latency.count < policy.min_latency_samples:
+                return f"{v.name} has {v.latency.count} latency samples (< {policy.min_latency_samples} needed)"
     return None
 
 

@@ -122,3 +122,17 @@ def test_verdict_serializes_for_the_execution_document():
     v = decide(variant("AllTraffic", 1000, 0.005, rng), variant("Shadow", 1000, 0.05, rng))
     doc = v.model_dump(mode="json")
     assert doc["decision"] == "REJECT" and isinstance(doc["metrics"][0]["msprt"], float)
+
+
+def test_samples_from_cloudwatch_metric_stats():
+    errors = {"Sum": [0.0, 1.0, 2.0], "SampleCount": [100.0, 120.0, 80.0]}
+    one_per_period = {"Average": [1000.0, 2000.0, 4000.0], "SampleCount": [1.0, 1.0, 1.0]}
+    v = VariantSample.from_metric_stats("AllTraffic", errors, one_per_period)
+    assert (v.requests, v.errors) == (300, 3)
+    assert v.latency == LatencySummary.from_values([1000, 2000, 4000])
+    # several requests per period: each period is one observation of its average
+    many = {"Average": [1000.0, 2000.0], "SampleCount": [50.0, 0.0]}
+    assert VariantSample.from_metric_stats("x", errors, many).latency.count == 1
+    with pytest.raises(ValueError, match="averages but"):
+        LatencySummary.from_period_stats([1.0], [1.0, 2.0])
+    assert VariantSample.from_metric_stats("x", errors).latency is None
