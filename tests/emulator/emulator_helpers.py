@@ -42,3 +42,19 @@ def wait_status(sm: Any, endpoint: str, statuses: tuple[str, ...] = ("InService"
 def row(seed: int = 0) -> str:
     values = np.random.default_rng(seed).normal(size=N_FEATURES)
     return ",".join(f"{v:.6f}" for v in values)
+
+
+def metric_stats(cw: Any, metric: str, endpoint: str, variant: str, config: str,
+                 stats: tuple[str, ...] = ("Sum", "SampleCount")) -> dict[str, float]:
+    """Totals over the last minutes for one fleet. Queried with all three dimensions: moto matches a query's
+    dimensions as a subset (CloudWatch matches them exactly), so a two-dimension query would also count the
+    three-dimension copies."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    points = cw.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName=metric, StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=list(stats),
+        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant},
+                    {"Name": "EndpointConfigName", "Value": config}])["Datapoints"]
+    return {s: sum(p[s] for p in points) for s in stats}

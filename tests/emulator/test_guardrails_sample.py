@@ -7,11 +7,10 @@ an update that rolls back, then a successful update with RetainDeploymentConfig.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import IMAGE, ROLE, model_url, row, wait_status
+from emulator_helpers import IMAGE, ROLE, metric_stats, model_url, row, wait_status
 
 DEPLOYMENTS = {
     "canary": {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 3},
@@ -46,13 +45,7 @@ def invoke_endpoint(smr, endpoint_name, max_invocations, wait_interval_sec=0.02,
 
 
 def sum_invocations(cw, endpoint, variant, config):
-    now = datetime.now(UTC)
-    stats = cw.get_metric_statistics(
-        Namespace="AWS/SageMaker", MetricName="Invocations", StartTime=now - timedelta(minutes=10),
-        EndTime=now + timedelta(minutes=1), Period=60, Statistics=["Sum"],
-        Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant},
-                    {"Name": "EndpointConfigName", "Value": config}])
-    return sum(p["Sum"] for p in stats["Datapoints"])
+    return metric_stats(cw, "Invocations", endpoint, variant, config)["Sum"]
 
 
 @pytest.mark.parametrize("kind", ["canary", "linear"])
