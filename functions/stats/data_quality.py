@@ -113,9 +113,17 @@ def check_row(schema: FeatureSchema, row: Sequence[str | float | None], policy: 
     return out
 
 
-class _Window:
-    def __init__(self, schema: FeatureSchema, policy: DataQualityPolicy) -> None:
-        self.schema, self.policy = schema, policy
+class DataQualityWindow:
+    """Streaming breach counter over one window: feed rows or capture records, then `report()`."""
+
+    def __init__(
+        self,
+        baseline: ModelEvaluation | Baseline,
+        *,
+        columns: Sequence[str] | None = None,
+        policy: DataQualityPolicy | None = None,
+    ) -> None:
+        self.schema, self.policy = FeatureSchema.of(baseline, columns), policy or DataQualityPolicy()
         self.requests = self.rows = self.malformed = self.breached = 0
         self.counts: dict[str, CheckCount] = {}
         self.missing: dict[str, int] = {}
@@ -139,6 +147,20 @@ class _Window:
             self.record(b, request, index)
             if b.check == "missing" and b.feature:
                 self.missing[b.feature] = self.missing.get(b.feature, 0) + 1
+
+    def add_record(self, rec: CaptureRecord) -> None:
+        self.requests += 1
+        if rec.rows is None:
+            if rec.input_error is not None:
+                self.add_failed_request("unparsable_request", rec.key, rec.input_error)
+            return
+        for i, row in enumerate(rec.rows):
+            self.add_row(row, rec.key, i)
+        if rec.output_error is not None:
+            self.record(Breach(check="unparsable_prediction", detail=rec.output_error[:200]), rec.key, 0)
+        for i, s in enumerate(rec.scores or ()):
+            if not 0.0 <= s <= 1.0:
+                self.record(Breach(check="prediction_out_of_range", feature="prediction", value=f"{s:g}"), rec.key, i)
 
     def add_failed_request(self, check: Check, request: str | None, detail: str) -> None:
         self.rows += 1
@@ -177,7 +199,7 @@ def check(
     policy: DataQualityPolicy | None = None,
 ) -> DataQualityReport:
     """Data quality of a window of input rows (endpoint column order, raw CSV fields or numbers)."""
-    window = _Window(FeatureSchema.of(baseline, columns), policy or DataQualityPolicy())
+    window = DataQualityWindow(baseline, columns=columns, policy=policy)
     for i, row in enumerate(rows):
         window.requests += 1
         window.add_row(row, None, i)
@@ -192,20 +214,9 @@ def check_records(
     policy: DataQualityPolicy | None = None,
 ) -> DataQualityReport:
     """Data quality of one variant's data capture: request rows and the returned scores."""
-    window = _Window(FeatureSchema.of(baseline, columns), policy or DataQualityPolicy())
+    window = DataQualityWindow(baseline, columns=columns, policy=policy)
     for rec in records:
-        window.requests += 1
-        if rec.rows is None:
-            if rec.input_error is not None:
-                window.add_failed_request("unparsable_request", rec.key, rec.input_error)
-            continue
-        for i, row in enumerate(rec.rows):
-            window.add_row(row, rec.key, i)
-        if rec.output_error is not None:
-            window.record(Breach(check="unparsable_prediction", detail=rec.output_error[:200]), rec.key, 0)
-        for i, s in enumerate(rec.scores or ()):
-            if not 0.0 <= s <= 1.0:
-                window.record(Breach(check="prediction_out_of_range", feature="prediction", value=f"{s:g}"), rec.key, i)
+        window.add_record(rec)
     return window.report()
 
 

@@ -172,6 +172,76 @@ def _explain(report_rows: int, features: list[FeatureDrift], prediction: Feature
     return f"drift over {report_rows} rows: " + "; ".join(parts)
 
 
+class DriftWindow:
+    """Streaming drift accumulator: feed rows (or capture records), then `report()`. Constant memory."""
+
+    def __init__(
+        self,
+        baseline: ModelEvaluation | Baseline,
+        *,
+        columns: Sequence[str] | None = None,
+        policy: DriftPolicy | None = None,
+    ) -> None:
+        self.policy = policy or DriftPolicy()
+        self.schema = FeatureSchema.of(baseline, columns)
+        self.rows = 0
+        self._num = [_Bins(f.baseline) for f in self.schema.numeric]
+        self._cat: list[dict[str, int]] = [{} for _ in self.schema.categorical]
+        self._cat_missing = [0] * len(self.schema.categorical)
+        self._scores = _Bins(self.schema.baseline.prediction)
+
+    def add_row(self, row: Sequence[str | float | None]) -> None:
+        """One input row; rows with the wrong width or unparsable values are skipped (data quality counts them)."""
+        if len(row) != len(self.schema.columns):
+            return
+        try:
+            values = [parse_value(f) for f in row]
+        except ValueError:
+            return
+        self.rows += 1
+        for bins, feat in zip(self._num, self.schema.numeric, strict=True):
+            bins.add(values[feat.index])
+        for k, feat in enumerate(self.schema.categorical):
+            hot = [c for c, i in feat.indices.items() if values[i] == 1.0]
+            if len(hot) == 1:
+                self._cat[k][hot[0]] = self._cat[k].get(hot[0], 0) + 1
+            else:
+                self._cat_missing[k] += 1
+
+    def add_score(self, score: float) -> None:
+        self._scores.add(score)
+
+    def add_record(self, record: CaptureRecord) -> None:
+        for row in record.rows or ():
+            self.add_row(row)
+        for score in record.scores or ():
+            self.add_score(score)
+
+    def report(self) -> DriftReport:
+        policy, schema = self.policy, self.schema
+        features = [numeric_drift(f.name, f.baseline, b, policy) for f, b in zip(schema.numeric, self._num, strict=True)]
+        features += [
+            categorical_drift(
+                f.name, f.baseline.proportions, self._cat[k], self._cat_missing[k],
+                f.baseline.missing / f.baseline.count if f.baseline.count else 0.0, policy,
+            )
+            for k, f in enumerate(schema.categorical)
+        ]
+        features.sort(key=lambda f: (f.status != "insufficient", f.psi), reverse=True)
+        prediction = None
+        if sum(self._scores.counts):
+            prediction = numeric_drift("prediction", schema.baseline.prediction, self._scores, policy, "prediction")
+        judged = [f for f in [*features, *([prediction] if prediction else [])] if f.status != "insufficient"]
+        return DriftReport(
+            rows=self.rows,
+            features=features,
+            prediction=prediction,
+            top=[f.feature for f in features if f.status in ("major", "moderate")][: policy.top],
+            drifted=any(f.status == "major" for f in judged),
+            explanation=_explain(self.rows, features, prediction),
+        )
+
+
 def check(
     baseline: ModelEvaluation | Baseline,
     rows: Iterable[Sequence[str | float | None]],
@@ -180,54 +250,13 @@ def check(
     scores: Iterable[float] | None = None,
     policy: DriftPolicy | None = None,
 ) -> DriftReport:
-    """Drift of captured input rows (endpoint column order) and, optionally, of the model's scores.
-
-    Rows with the wrong column count or unparsable values are skipped here (data quality counts them).
-    """
-    policy = policy or DriftPolicy()
-    schema = FeatureSchema.of(baseline, columns)
-    width = len(schema.columns)
-    num_bins = [_Bins(f.baseline) for f in schema.numeric]
-    cat_counts: list[dict[str, int]] = [{} for _ in schema.categorical]
-    cat_missing = [0] * len(schema.categorical)
-    n_rows = 0
+    """Drift of input rows (endpoint column order, raw CSV fields or numbers) and, optionally, of scores."""
+    window = DriftWindow(baseline, columns=columns, policy=policy)
     for row in rows:
-        if len(row) != width:
-            continue
-        try:
-            values = [parse_value(f) for f in row]
-        except ValueError:
-            continue
-        n_rows += 1
-        for k, feat in enumerate(schema.numeric):
-            num_bins[k].add(values[feat.index])
-        for k, feat in enumerate(schema.categorical):
-            hot = [c for c, i in feat.indices.items() if values[i] == 1.0]
-            if len(hot) == 1:
-                cat_counts[k][hot[0]] = cat_counts[k].get(hot[0], 0) + 1
-            else:
-                cat_missing[k] += 1
-    features = [numeric_drift(f.name, f.baseline, num_bins[k], policy) for k, f in enumerate(schema.numeric)]
-    features += [
-        categorical_drift(
-            f.name, f.baseline.proportions, cat_counts[k], cat_missing[k],
-            f.baseline.missing / f.baseline.count if f.baseline.count else 0.0, policy,
-        )
-        for k, f in enumerate(schema.categorical)
-    ]
-    features.sort(key=lambda f: (f.status != "insufficient", f.psi), reverse=True)
-    prediction = None
-    if scores is not None:
-        prediction = numeric_drift("prediction", schema.baseline.prediction, scores, policy, kind="prediction")
-    judged = [f for f in [*features, *([prediction] if prediction else [])] if f.status != "insufficient"]
-    return DriftReport(
-        rows=n_rows,
-        features=features,
-        prediction=prediction,
-        top=[f.feature for f in features if f.status in ("major", "moderate")][: policy.top],
-        drifted=any(f.status == "major" for f in judged),
-        explanation=_explain(n_rows, features, prediction),
-    )
+        window.add_row(row)
+    for score in scores or ():
+        window.add_score(score)
+    return window.report()
 
 
 def check_records(
@@ -238,21 +267,7 @@ def check_records(
     policy: DriftPolicy | None = None,
 ) -> DriftReport:
     """Drift of one variant's data capture: its input rows and its output scores."""
-    schema = FeatureSchema.of(baseline, columns)
-    score_bins = _Bins(schema.baseline.prediction)
-
-    def rows() -> Iterable[Sequence[str]]:
-        for rec in records:
-            for score in rec.scores or ():
-                score_bins.add(score)
-            yield from rec.rows or ()
-
-    policy = policy or DriftPolicy()
-    report = check(baseline, rows(), columns=columns, policy=policy)
-    if not sum(score_bins.counts):
-        return report
-    pred = numeric_drift("prediction", schema.baseline.prediction, score_bins, policy, "prediction")
-    drifted = report.drifted or pred.status == "major"
-    return report.model_copy(
-        update={"prediction": pred, "drifted": drifted, "explanation": _explain(report.rows, report.features, pred)}
-    )
+    window = DriftWindow(baseline, columns=columns, policy=policy)
+    for record in records:
+        window.add_record(record)
+    return window.report()

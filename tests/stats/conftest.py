@@ -37,7 +37,7 @@ def sample_rows(rng: np.random.Generator, n: int, *, age_shift: float = 0.0, mar
 def baseline() -> Baseline:
     rng = np.random.default_rng(7)
     rows = sample_rows(rng, 20_000)
-    scores = rng.beta(2, 8, 20_000)
+    scores = 1 / (1 + np.exp(-(rng.normal(0, np.hypot(1.5, 0.4), 20_000) - 2)))  # like the synthetic models
     return Baseline(
         rows=len(rows),
         features={
@@ -52,3 +52,29 @@ def baseline() -> Baseline:
 @pytest.fixture
 def columns() -> list[str]:
     return list(COLUMNS)
+
+
+@pytest.fixture(scope="session")
+def evaluation(baseline):
+    """A complete evaluation.json model around the synthetic baseline (threshold 0.5)."""
+    from functions.evaluation import ModelEvaluation
+
+    metrics = {
+        "auc": 0.8, "accuracy": 0.9, "precision": 0.6, "recall": 0.4, "f1": 0.48, "log_loss": 0.3, "brier": 0.08,
+        "threshold": 0.5, "rows": 1000, "positives": 110, "predicted_positive_rate": 0.08,
+    }
+    return ModelEvaluation.model_validate({
+        "model_name": "xgb-best", "created_at": "2026-01-01T00:00:00Z", "xgboost_version": "3.0.5",
+        "python_version": "3.11", "container_image": "sagemaker-xgboost:3.0-5", "container_framework_version": "3.0-5",
+        "label": "y", "features": COLUMNS,
+        "dataset": {
+            "name": "synthetic", "source": "synthetic", "synthetic": True, "sha256": "0" * 64, "rows": 20_000,
+            "label": "y", "positive_label": "1", "seed": 7,
+            "splits": {"train": {"rows": 20_000, "positives": 2000, "sha256": "0" * 64}},
+        },
+        "metrics": metrics,
+        "calibration": {"brier": 0.08, "expected_calibration_error": 0.01, "bins": []},
+        "baseline": baseline.model_dump(),
+        "hyperparameters": {"max_depth": 4},
+        "training": {"method": "fixed", "trials": 0},
+    })
