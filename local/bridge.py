@@ -5,6 +5,7 @@ SQS, archives and buses only (a `states` target raises NotImplementedError, whic
 swallows). The bridge wraps that method: after moto's own pattern matcher accepts the event, targets
 whose ARN is a state machine get a StartExecution with the event as input (or the target's Input,
 InputPath or InputTransformer), as EventBridge does; all other targets go to moto unchanged.
+Also: moto's GetBucketNotificationConfiguration omits EventBridgeConfiguration; the bridge adds it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
+from xml.etree import ElementTree
 
 from local.env import client
 
@@ -70,6 +72,34 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.dumps(event)
 
 
+def _report_eventbridge_configuration() -> Callable[[], None]:
+    """moto applies a bucket's EventBridgeConfiguration but GetBucketNotificationConfiguration leaves it
+    out; add it, so what a client reads matches what S3 does. Returns the undo."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.get_bucket_notification
+
+    def get_bucket_notification(response: S3Response) -> Any:
+        result = original(response)
+        config = response.backend.get_bucket_notification_configuration(response.bucket_name)
+        if config is None or config.event_bridge is None:
+            return result
+        status, headers, body = result
+        root = ElementTree.fromstring(body)
+        namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        ElementTree.register_namespace("", namespace)
+        ElementTree.SubElement(root, f"{{{namespace}}}EventBridgeConfiguration" if namespace else "EventBridgeConfiguration")
+        headers.pop("Content-Length", None)
+        return status, headers, ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
+
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+
+    def undo() -> None:
+        S3Response.get_bucket_notification = original  # type: ignore[method-assign]
+
+    return undo
+
+
 class EventBridgeToStepFunctions:
     """Installs the delivery in this process (the one running moto's backends)."""
 
@@ -79,6 +109,7 @@ class EventBridgeToStepFunctions:
         self._lock = threading.Lock()
         self.started: list[dict[str, str]] = []  # executionArn, rule, event id: for logs and tests
         self._original: Callable[..., None] | None = None
+        self._undo_s3: Callable[[], None] = lambda: None
 
     def start_execution(self, rule_name: str, target: dict[str, Any], event: dict[str, Any]) -> str:
         with self._lock:
@@ -121,6 +152,7 @@ class EventBridgeToStepFunctions:
 
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
         self._original = original
+        self._undo_s3 = _report_eventbridge_configuration()
 
     def uninstall(self) -> None:
         from moto.events.models import Rule
@@ -128,3 +160,4 @@ class EventBridgeToStepFunctions:
         if self._original is not None:
             Rule.send_to_targets = self._original  # type: ignore[method-assign]
             self._original = None
+            self._undo_s3()
