@@ -1,0 +1,178 @@
+"""Blue/green traffic really moves: shares per step, distinct variant names, no failed request, timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from emulator_helpers import create_model, metric_stats, row, wait_status
+
+from local.sagemaker import deployment
+
+
+def config(sm, name, variants):
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": v, "ModelName": m, "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": n,
+        "InitialVariantWeight": w} for v, m, n, w in variants])
+
+
+def policy(routing, termination=0):
+    return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing, "TerminationWaitInSeconds": termination,
+                                      "MaximumExecutionTimeoutInSeconds": 600}}
+
+
+class Load:
+    """Steady load from several keep-alive clients; counts answers per variant and every failure."""
+
+    def __init__(self, smr, endpoint, clients=4):
+        self.smr, self.endpoint = smr, endpoint
+        self.seen: list[tuple[float, str]] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, seed):
+        i = 0
+        while not self._stop.is_set():
+            try:
+                r = self.smr.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Body=row(seed * 10_000 + i))
+                r["Body"].read()
+                self.seen.append((time.monotonic(), r["InvokedProductionVariant"]))
+            except Exception as exc:
+                self.failures.append(repr(exc))
+            i += 1
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+def test_no_request_fails_during_a_successful_update_under_load(sm, smr, cloudwatch, names):
+    create_model(sm, names("m1"), "v1")
+    create_model(sm, names("m2"), "v2")
+    config(sm, names("c1"), [("model-v1", names("m1"), 4, 1.0)])
+    config(sm, names("c2"), [("model-v2", names("m2"), 4, 1.0)])
+    sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
+    assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
+    with Load(smr, names("e")) as load:
+        time.sleep(0.5)
+        sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c2"), DeploymentConfig=policy(
+            {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 2}, 1))
+        desc = wait_status(sm, names("e"), ("InService",), timeout=30)
+        time.sleep(0.5)
+    assert desc["EndpointConfigName"] == names("c2")
+    assert not load.failures, load.failures[:3]
+    variants = Counter(v for _, v in load.seen)
+    assert len(load.seen) > 200 and set(variants) == {"model-v1", "model-v2"}
+    assert load.seen[-1][1] == "model-v2"
+    time.sleep(1.0)
+    blue = metric_stats(cloudwatch, "Invocations", names("e"), "model-v1", names("c1"))["Sum"]
+    green = metric_stats(cloudwatch, "Invocations", names("e"), "model-v2", names("c2"))["Sum"]
+    assert blue + green == len(load.seen)  # every request counted once per dimension set, on its own fleet
+    errors = metric_stats(cloudwatch, "Invocation5XXErrors", names("e"), "model-v2", names("c2"))
+    assert errors["Sum"] == 0 and errors["SampleCount"] == green
+
+
+def test_canary_share_and_linear_steps(sm, smr, names):
+    create_model(sm, names("m1"), "v1")
+    create_model(sm, names("m2"), "v2")
+    config(sm, names("c1"), [("blue", names("m1"), 4, 1.0)])
+    config(sm, names("c2"), [("green", names("m2"), 4, 1.0)])
+    config(sm, names("c3"), [("blue-again", names("m1"), 4, 1.0)])
+    sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
+    assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
+
+    def sample(n=400):
+        return Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
+                       ["InvokedProductionVariant"] for i in range(n))
+
+    def wait_baking(message_start):
+        for _ in range(200):
+            d = sm.describe_endpoint(EndpointName=names("e"))
+            pv = d.get("PendingDeploymentSummary", {}).get("ProductionVariants", [{}])[0]
+            status = (pv.get("VariantStatus") or [{}])[0]
+            if status.get("Status") == "Baking" and status["StatusMessage"].startswith(message_start):
+                return d, pv
+            time.sleep(0.05)
+        raise AssertionError(f"never baking with {message_start!r}")
+
+    # canary of 1 of 4 instances → a quarter of the requests
+    sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c2"), DeploymentConfig=policy(
+        {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 4}, 2))
+    d, pv = wait_baking("Baking for 4 seconds (WaitIntervalInSeconds) with traffic enabled on canary capacity of 1")
+    assert pv["VariantName"] == "green" and pv["CurrentInstanceCount"] == 1 and pv["DesiredInstanceCount"] == 4
+    assert d["ProductionVariants"][0]["VariantName"] == "blue"
+    counts = sample()
+    assert 60 <= counts["green"] <= 140 and counts["blue"] + counts["green"] == 400
+    # targeting either fleet's variant works during the update
+    assert smr.invoke_endpoint(EndpointName=names("e"), TargetVariant="green", ContentType="text/csv",
+                               Body=row())["InvokedProductionVariant"] == "green"
+    wait_baking("Baking for 2 seconds (TerminationWaitInSeconds)")
+    assert sample(50) == Counter({"green": 50})  # all traffic on green, blue still standing
+    assert wait_status(sm, names("e"), ("InService",))["EndpointConfigName"] == names("c2")
+
+    # linear steps of 25 %: shares 1/4, 2/4, 3/4, then all
+    sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c3"), DeploymentConfig=policy(
+        {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}, "WaitIntervalInSeconds": 3}))
+    shares = []
+    for k in (1, 2, 3):
+        wait_baking(f"Baking for 3 seconds (WaitIntervalInSeconds) with traffic enabled on {k} instance(s)")
+        shares.append(sample(200)["blue-again"] / 200)
+        time.sleep(max(0.0, 3.2 - 1.0))
+    assert shares[0] < shares[1] < shares[2], shares
+    assert abs(shares[0] - 0.25) < 0.12 and abs(shares[2] - 0.75) < 0.12, shares
+    assert wait_status(sm, names("e"), ("InService",))["EndpointConfigName"] == names("c3")
+
+
+def test_new_config_weights_split_traffic(sm, smr, names):
+    create_model(sm, names("m1"), "v1")
+    create_model(sm, names("m2"), "v2")
+    config(sm, names("c1"), [("a", names("m1"), 1, 1.0)])
+    config(sm, names("c2"), [("b", names("m1"), 1, 3.0), ("c", names("m2"), 1, 1.0)])
+    sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
+    assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
+    sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c2"))  # no DeploymentConfig: all at once
+    desc = wait_status(sm, names("e"), ("InService",))
+    assert desc["EndpointConfigName"] == names("c2") and "FailureReason" not in desc
+    counts = Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
+                     ["InvokedProductionVariant"] for i in range(400))
+    assert 250 <= counts["b"] <= 350 and counts["b"] + counts["c"] == 400
+
+
+def test_plan_of_steps():
+    canary = deployment.plan({"TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 5,
+                              "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 30}}, "TerminationWaitInSeconds": 7}, 10)
+    assert [(s.share, s.bake, s.bake_field) for s in canary] == [
+        (0.3, 5, "WaitIntervalInSeconds"), (1.0, 7, "TerminationWaitInSeconds")]
+    linear = deployment.plan({"TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 1,
+                              "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33}}}, 3)
+    assert [round(s.share, 2) for s in linear] == [0.33, 0.67, 1.0]
+    at_once = deployment.plan({"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 2}}, 2)
+    assert [(s.share, s.bake) for s in at_once] == [(1.0, 2), (1.0, 0)]
+
+
+def test_maximum_execution_timeout_rolls_back(emulator, sm, smr, names, monkeypatch):
+    """The timeout is ≥ 600 s on the API; here the plan's clock is what runs out (time is patched)."""
+    create_model(sm, names("m1"), "v1")
+    create_model(sm, names("m2"), "v2")
+    config(sm, names("c1"), [("a", names("m1"), 2, 1.0)])
+    config(sm, names("c2"), [("b", names("m2"), 2, 1.0)])
+    sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
+    assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
+    real = time.monotonic
+    start = real()
+    # every second of real time counts as 1,000 s inside the deployment
+    monkeypatch.setattr(deployment, "clock", lambda: start + (real() - start) * 1000)
+    sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c2"), DeploymentConfig=policy(
+        {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 3600}, 3600))
+    desc = wait_status(sm, names("e"), ("InService",), timeout=20)
+    assert desc["EndpointConfigName"] == names("c1")
+    assert desc["FailureReason"].startswith("The deployment exceeded the maximum execution timeout of 600 seconds")
+    assert smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row())["InvokedProductionVariant"] == "a"
