@@ -6,10 +6,11 @@ as the Payload itself with an `execution` key, or wrapped as {"document": {...},
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
@@ -17,7 +18,21 @@ from functions.errors import GuardrailError, InvalidInput
 
 logger = Logger(service="guardrail")
 metrics = Metrics(namespace="Guardrail", service="guardrail")
-tracer = Tracer(service="guardrail")
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: trace only inside Lambda (not SAM local) unless POWERTOOLS_TRACE_DISABLED."""
+    disabled = os.getenv("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes", "on", "y")
+    return bool(os.getenv("LAMBDA_TASK_ROOT")) and not os.getenv("AWS_SAM_LOCAL") and not disabled
+
+
+# The Tracer loads the X-Ray SDK, which loads botocore (~0.3 s): build it only where traces are sent.
+if tracing_enabled():
+    from aws_lambda_powertools import Tracer
+
+    tracer: Any = Tracer(service="guardrail")
+else:
+    tracer = None
 
 In = TypeVar("In", bound=BaseModel)
 
@@ -58,8 +73,6 @@ def step_handler(
     """A Lambda handler: parse the document into `input_model` (bad input -> `invalid`), run the step,
     return the result as JSON-ready data. Guardrail errors propagate: their class name is the error name."""
 
-    @metrics.log_metrics(raise_on_empty_metrics=False)
-    @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: Any, context: Any = None) -> dict[str, Any]:
         metrics.add_dimension(name="Step", value=step)
         try:
@@ -80,4 +93,5 @@ def step_handler(
         logger.info("step done", extra={"result": output})
         return output
 
-    return handler
+    traced = tracer.capture_lambda_handler(handler, capture_response=False) if tracer else handler
+    return metrics.log_metrics(traced, raise_on_empty_metrics=False)

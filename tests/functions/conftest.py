@@ -9,7 +9,6 @@ import pytest
 from fn_support import ENV
 from pytest_socket import disable_socket, enable_socket
 
-import functions.handlers._runtime  # noqa: F401  (builds the Tracer, whose X-Ray emitter opens a UDP socket, before sockets are blocked)
 from functions.adapters._client import reset_clients
 from functions.config import reset_settings
 
