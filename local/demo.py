@@ -241,9 +241,17 @@ class Traffic:
             self._thread.join(timeout=10)
 
 
+def holdout_path(models_dir: Path) -> Path:
+    """Training writes the prepared data beside the models folder (`<out>/../data/<dataset>/holdout.csv`)."""
+    for path in (models_dir / "holdout.csv", models_dir.parent / "data" / "bank-marketing" / "holdout.csv"):
+        if path.is_file():
+            return path
+    return models_dir.parent / "data" / "bank-marketing" / "holdout.csv"
+
+
 def holdout_rows(models_dir: Path, limit: int = 500) -> list[str]:
     """Feature rows (CSV, no label) of the held-out set written by training."""
-    path = models_dir / "holdout.csv"
+    path = holdout_path(models_dir)
     if not path.is_file():
         raise DemoError(f"{path} missing: train first (`guardrail train --out {models_dir} --scenarios`)")
     with path.open(newline="") as handle:
@@ -330,7 +338,8 @@ def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> li
     """Everything that differs from what the scenario table promises."""
     problems = []
     if result.actual != scenario.expected:
-        problems.append(f"outcome {result.actual} (expected {scenario.expected}; {result.error}: {result.cause})")
+        cause = (result.cause or "")[:300]
+        problems.append(f"outcome {result.actual} (expected {scenario.expected}; {result.error}: {cause})")
     if scenario.expected_error and result.error != scenario.expected_error:
         problems.append(f"error {result.error} (expected {scenario.expected_error})")
     if result.alert_outcome != scenario.expected:
@@ -429,7 +438,7 @@ def _needed_models() -> set[str]:
 def ensure_models(models_dir: Path, train: bool, trials: int | None, console: Any) -> None:
     """Train (or reuse) the scenario models; without training, insist they are there."""
     missing = sorted(m for m in _needed_models() if not (models_dir / m / "model.tar.gz").is_file())
-    if not (models_dir / "holdout.csv").is_file():
+    if not holdout_path(models_dir).is_file():
         missing.append("holdout.csv")
     if not missing:
         console.print(f"models: reusing {models_dir}")
@@ -439,7 +448,7 @@ def ensure_models(models_dir: Path, train: bool, trials: int | None, console: An
     from training.cli import main as train_main
 
     console.print(f"models: training into {models_dir} (missing {', '.join(missing)})")
-    argv = ["--out", str(models_dir), "--reuse", "--scenarios"] + (["--trials", str(trials)] if trials else [])
+    argv = ["--out", str(models_dir), "--reuse", *(["--trials", str(trials)] if trials else []), "--scenarios"]
     if train_main(argv):
         raise DemoError("training failed")
 

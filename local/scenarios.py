@@ -33,7 +33,7 @@ class Scenario(BaseModel):
     model: str | None  # artifacts/models/<model>/ staged beside the upload (None: nothing to stage)
     version: str
     deployment: dict[str, Any] | None = None  # deployment.json written beside the artifact
-    staging: Literal["complete", "no-evaluation", "corrupt-evaluation"] = "complete"
+    staging: Literal["complete", "no-evaluation", "corrupt-artifact"] = "complete"
     trigger: Literal["upload", "execution"] = "upload"  # execution: a malformed input straight to StartExecution
     expected: str  # outcome (functions.models.Outcome)
     expected_error: str | None = None  # Step Functions error name behind a FAILED
@@ -56,7 +56,8 @@ class Scenario(BaseModel):
         return f"v-{MODEL_NAME}-{self.version}"
 
 
-CANARY = {"strategy": "CANARY", "canary_percent": 50}
+CANARY = {"strategy": "CANARY", "canary_percent": 25}
+LINEAR = {"strategy": "LINEAR", "linear_step_percent": 50}
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -77,7 +78,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         key="slow-model", row="slow model", title="Slow model: latency alarm, rollback",
-        model="slow", version="v4", deployment=CANARY,
+        model="slow", version="v4", deployment=LINEAR,
         expected="ROLLED_BACK", alarm="latency", serves_after="v2", traffic_rps=20,
     ),
     Scenario(
@@ -109,8 +110,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         expected_error="ArtifactNotFound", serves_after="v5",
     ),
     Scenario(
-        key="bad-input-corrupt-artifact", row="bad input", title="Corrupt evaluation.json",
-        model="xgb-best", version="v11", staging="corrupt-evaluation", expected="FAILED",
+        key="bad-input-corrupt-artifact", row="bad input", title="Corrupt model.tar.gz",
+        model="xgb-best", version="v11", staging="corrupt-artifact", expected="FAILED",
         expected_error="InvalidArtifact", serves_after="v5",
     ),
 )
@@ -137,15 +138,15 @@ def artifact_files(scenario: Scenario, models_dir: Path) -> dict[str, bytes]:
             f"{folder} lacks {', '.join(missing)}: train first (`guardrail train --out {models_dir} --scenarios`)"
         )
     files: dict[str, bytes] = {}
-    if scenario.staging == "corrupt-evaluation":
-        files["evaluation.json"] = b'{"auc": 0.9, "truncated'  # cut mid-write: not JSON
-    elif scenario.staging == "complete":
+    if scenario.staging != "no-evaluation":
         files["evaluation.json"] = (folder / "evaluation.json").read_bytes()
     if scenario.deployment is not None:
         files["deployment.json"] = json.dumps(scenario.deployment).encode()
     elif (folder / "deployment.json").is_file():
         files["deployment.json"] = (folder / "deployment.json").read_bytes()
     files["model.tar.gz"] = (folder / "model.tar.gz").read_bytes()
+    if scenario.staging == "corrupt-artifact":
+        files["model.tar.gz"] = files["model.tar.gz"][64:128]  # a cut piece of it: not even gzip
     return files
 
 

@@ -1,5 +1,6 @@
 """The scenario table itself (fast; no local cloud): coverage of DESIGN.md, staging order and content."""
 
+import gzip
 import json
 
 import boto3
@@ -58,9 +59,9 @@ def test_faulty_stagings(tmp_path):
     models = _models(tmp_path)
     missing = scenarios.artifact_files(scenarios.get("bad-input-missing-artifact"), models)
     assert "evaluation.json" not in missing and "model.tar.gz" in missing
+    (models / "xgb-best" / "model.tar.gz").write_bytes(gzip.compress(b"x" * 1000))
     corrupt = scenarios.artifact_files(scenarios.get("bad-input-corrupt-artifact"), models)
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(corrupt["evaluation.json"])
+    assert corrupt["model.tar.gz"][:2] != b"\x1f\x8b" and corrupt["evaluation.json"]
     with pytest.raises(scenarios.ScenarioError, match="train first"):
         scenarios.artifact_files(scenarios.get("slow-model"), models)
 

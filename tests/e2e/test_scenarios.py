@@ -1,0 +1,134 @@
+"""One end-to-end test per scenario of DESIGN.md, on one local cloud, in the table's order.
+
+Each starts from an upload (or, for the malformed event, a StartExecution with it) and checks the
+outcome, the path through the state machine, the alarms, the SNS message, the endpoint config and which
+model answers traffic afterwards (the invoked variant carries the model version).
+"""
+
+import pytest
+
+from local import scenarios
+from local.demo import endpoint_view, run_scenario
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-scenarios"), pytest.mark.timeout(240)]
+
+CORE = ["ParseUpload", "AcquireLock", "QualityGate", "CreateModel", "CreateEndpointConfig", "EnsureAlarms"]
+
+
+def variant(version: str) -> str:
+    return f"v-{scenarios.MODEL_NAME}-{version}"
+
+
+def config(version: str) -> str:
+    return f"{scenarios.MODEL_NAME}-{version}-cfg"
+
+
+@pytest.fixture(scope="module")
+def run(target, models_dir, rows, alerts):
+    def _run(key: str):
+        return run_scenario(target, scenarios.get(key), models_dir, rows, alerts=alerts)
+
+    return _run
+
+
+def in_order(path: list[str], states: list[str]) -> bool:
+    """`states` appear in `path` in this order (not necessarily adjacent)."""
+    it = iter(path)
+    return all(state in it for state in states)
+
+
+def test_first_deployment(run):
+    r = run("first-deployment")
+    assert r.problems == []
+    assert r.actual == "DEPLOYED" and r.alert_outcome == "DEPLOYED"
+    assert in_order(r.path, [*CORE, "Deploy", "CheckDeployment", "Deployed", "Notify", "ReleaseLock", "Done"])
+    assert "WatchAfterDeployment" not in r.path  # CREATE: nothing to roll back to
+    assert r.endpoint_config_before is None and r.endpoint_config_after == config("v1")
+    assert r.serving_after == {variant("v1"): 10}
+
+
+def test_successful_canary_update_moves_traffic(run, target):
+    r = run("successful-update")
+    assert r.problems == []
+    assert in_order(r.path, [*CORE, "Deploy", "CheckDeployment", "WatchAfterDeployment", "CheckAlarmsAfterWatch",
+                             "Deployed", "Notify"])
+    # During the canary both models answered; afterwards only the new one does.
+    assert r.traffic.get(variant("v1"), 0) > 0 and r.traffic.get(variant("v2"), 0) > 0
+    assert r.traffic_errors == {} and r.alarms_fired == []
+    assert r.endpoint_config_after == config("v2") and r.serving_after == {variant("v2"): 10}
+    assert endpoint_view(target.client("sagemaker"), target.endpoint_name).status == "InService"
+
+
+def test_incompatible_model_rolls_back_on_5xx_alarm(run, target):
+    r = run("incompatible-model")
+    assert r.problems == []
+    assert r.actual == "ROLLED_BACK" and r.alert_outcome == "ROLLED_BACK"
+    assert in_order(r.path, ["Deploy", "CheckDeployment", "RolledBack", "Notify", "ReleaseLock"])
+    assert any("5xx" in name for name in r.alarms_fired)
+    assert r.traffic_errors  # the canary answered 5XX to part of the traffic
+    assert r.endpoint_config_after == config("v2") and r.serving_after == {variant("v2"): 10}
+    ep = target.client("sagemaker").describe_endpoint(EndpointName=target.endpoint_name)
+    assert "alarm for automatic rollback" in ep.get("FailureReason", "")
+    # The report of this execution sees both fleets and the alarm from CloudWatch.
+    from local.report import collect
+
+    data = collect(r.execution_arn, client=target.client)
+    configs = {s.dimensions.get("EndpointConfigName") for s in data.series if s.metric == "Invocations"}
+    assert {config("v2"), config("v3")} <= configs
+    assert any(state == "ALARM" for a in data.alarms for _, state in a.transitions)
+
+
+def test_slow_model_rolls_back_on_latency_alarm(run):
+    r = run("slow-model")
+    assert r.problems == []
+    assert r.actual == "ROLLED_BACK"
+    assert any("latency" in name for name in r.alarms_fired)
+    assert r.serving_after == {variant("v2"): 10}
+
+
+def test_shadow_test_promotes_a_better_model(run, target):
+    r = run("shadow-promote")
+    assert r.problems == []
+    assert in_order(r.path, ["EnsureAlarms", "StartShadowTest", "CheckShadowTest", "ConcludeShadowTest", "Promoted",
+                             "Notify"])
+    assert "Deploy" not in r.path
+    assert r.serving_after == {variant("v5"): 10}
+    assert endpoint_view(target.client("sagemaker"), target.endpoint_name).shadow == []
+
+
+def test_shadow_test_rejects_an_erroring_model(run, target):
+    r = run("shadow-reject")
+    assert r.problems == []
+    assert in_order(r.path, ["StartShadowTest", "CheckShadowTest", "ConcludeShadowTest", "ShadowRejected", "Notify"])
+    assert r.traffic_errors == {}  # production never saw the shadow's errors
+    assert r.serving_after == {variant("v5"): 10}
+    assert endpoint_view(target.client("sagemaker"), target.endpoint_name).shadow == []
+
+
+@pytest.mark.parametrize("key", ["quality-gate-below-threshold", "quality-gate-biased"])
+def test_quality_gate_rejects_and_deploys_nothing(run, target, key):
+    r = run(key)
+    assert r.problems == []
+    assert r.actual == "REJECTED" and r.alert_outcome == "REJECTED"
+    assert in_order(r.path, ["QualityGate", "Rejected", "Notify", "ReleaseLock"]) and "CreateModel" not in r.path
+    version = scenarios.get(key).version
+    models = target.client("sagemaker").list_models(NameContains=f"-{version}")["Models"]
+    assert models == []
+    assert r.serving_after == {variant("v5"): 10}
+
+
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        ("bad-input-malformed-event", "InvalidTrigger"),
+        ("bad-input-missing-artifact", "ArtifactNotFound"),
+        ("bad-input-corrupt-artifact", "InvalidArtifact"),
+    ],
+)
+def test_bad_input_fails_clearly_and_leaves_the_endpoint_alone(run, target, key, error):
+    r = run(key)
+    assert r.problems == []
+    assert r.actual == "FAILED" and r.error == error and r.cause
+    assert in_order(r.path, ["ParseUpload", "Failed", "Notify", "ReleaseLock", "Finish", "ExecutionFailed"])
+    assert target.client("stepfunctions").describe_execution(executionArn=r.execution_arn)["status"] == "FAILED"
+    assert r.endpoint_config_after == r.endpoint_config_before == config("v5")
