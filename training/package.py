@@ -9,6 +9,7 @@ UBJSON format (what `save_model` writes by default), with no feature names (CSV 
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import tarfile
@@ -33,10 +34,10 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def tarball(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in files.items():
             _add_bytes(tar, name, data)
-    return buffer.getvalue()
+    return gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
 
 
 def booster_bytes(booster: xgb.Booster) -> bytes:

@@ -1,0 +1,116 @@
+"""All seven models, built by the same code with few trials: honest evaluation.json, the expected faults."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from functions.evaluation import ModelEvaluation
+from functions.models import DeploymentRequest
+from training.package import ModelLoadError, load_model_tarball, predict_csv
+from training.scenarios import ALL_MODELS, LATENCY_ATTRIBUTE, BuildOptions, build_models
+
+pytestmark = pytest.mark.xdist_group("training-build")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifacts") / "models"
+    start = time.perf_counter()
+    evaluations = build_models(out, options=BuildOptions(trials=3, seed=11))
+    return out, evaluations, time.perf_counter() - start
+
+
+def _evaluation(out, name) -> ModelEvaluation:
+    return ModelEvaluation.model_validate_json((out / name / "evaluation.json").read_text())
+
+
+def _latency_ms(booster: xgb.Booster, X: np.ndarray, n: int = 40) -> float:
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        booster.predict(xgb.DMatrix(X[i : i + 1]), validate_features=False)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def test_every_model_has_three_valid_files(built):
+    out, evaluations, _ = built
+    for name in ALL_MODELS:
+        ev = _evaluation(out, name)
+        assert ev.model_name == name and ev.scenario == name
+        assert ev.container_framework_version == "3.0-5" and ev.xgboost_version == "3.0.5"
+        assert ev.container_image.endswith("/sagemaker-xgboost:3.0-5")
+        assert ev == evaluations[name]
+        DeploymentRequest.model_validate(json.loads((out / name / "deployment.json").read_text()))
+        assert (out / name / "model.tar.gz").stat().st_size > 0
+
+
+def test_tuned_models_are_distinct_and_load_like_the_container(built):
+    out, _, _ = built
+    best, runner = _evaluation(out, "xgb-best"), _evaluation(out, "xgb-runnerup")
+    assert best.training.rank == 1 and runner.training.rank == 2
+    assert best.training.trial_number != runner.training.trial_number
+    assert best.training.validation_auc >= runner.training.validation_auc
+    assert best.metrics.auc > 0.77 and runner.metrics.auc > 0.77
+    assert "duration" not in best.features and best.dataset.dropped_columns == ["duration"]
+    [booster] = load_model_tarball(out / "xgb-best" / "model.tar.gz")
+    assert booster.num_features() == len(best.features)
+    payload = b"\n".join(",".join("0" for _ in best.features).encode() for _ in range(3))
+    assert predict_csv([booster], payload).shape == (3,)
+
+
+def test_evaluation_baseline_is_usable_without_numpy(built):
+    out, _, _ = built
+    ev = _evaluation(out, "xgb-best")
+    assert set(ev.baseline.features) == {"age", "campaign", "pdays", "previous", "emp.var.rate", "cons.price.idx",
+                                         "cons.conf.idx", "euribor3m", "nr.employed", "job", "marital", "education",
+                                         "default", "housing", "loan", "contact", "month", "day_of_week",
+                                         "poutcome"}
+    age = ev.baseline.features["age"]
+    assert age.kind == "numeric" and abs(sum(age.bin_proportions) - 1) < 1e-9
+    job = ev.baseline.features["job"]
+    assert job.kind == "categorical" and abs(sum(job.proportions.values()) - 1) < 1e-9
+    assert set(job.columns.values()) <= set(ev.features)
+    assert abs(sum(b.count for b in ev.calibration.bins) - ev.metrics.rows) == 0
+    assert ev.dataset.splits["test"].rows == ev.metrics.rows
+
+
+def test_incompatible_artifact_really_fails_to_load(built):
+    out, _, _ = built
+    with pytest.raises(ModelLoadError, match="cannot be loaded"):
+        load_model_tarball(out / "incompatible" / "model.tar.gz")
+    ev = _evaluation(out, "incompatible")
+    assert ev.algorithm == "linear-learner" and ev.metrics.auc > 0.7  # honest: the linear model is decent
+
+
+def test_slow_model_is_valid_and_slower(built):
+    out, evaluations, _ = built
+    [slow] = load_model_tarball(out / "slow" / "model.tar.gz")
+    [best] = load_model_tarball(out / "xgb-best" / "model.tar.gz")
+    assert int(slow.attr(LATENCY_ATTRIBUTE)) >= 50
+    assert evaluations["slow"].metrics.auc > 0.75
+    X = np.random.default_rng(0).random((40, best.num_features()))
+    _latency_ms(slow, X, 5)  # warm up
+    assert _latency_ms(slow, X) > _latency_ms(best, X)
+
+
+def test_quality_gate_scenarios_are_what_they_claim(built):
+    _, ev, _ = built
+    assert ev["below-threshold"].metrics.auc < 0.6
+    assert 0.01 < ev["xgb-best"].metrics.auc - ev["worse"].metrics.auc < 0.08
+    gender = ev["biased"].facet("gender")
+    assert gender.guarded and gender.disparate_impact < 0.5
+    assert all(not b.guarded for b in ev["xgb-best"].bias)  # bank: age group is informational
+    assert ev["biased"].dataset.synthetic
+
+
+def test_reuse_skips_unchanged_models(built):
+    out, _, _ = built
+    before = {n: (out / n / "model.tar.gz").stat().st_mtime_ns for n in ALL_MODELS}
+    start = time.perf_counter()
+    build_models(out, options=BuildOptions(trials=3, seed=11), reuse=True)
+    assert time.perf_counter() - start < 5
+    assert before == {n: (out / n / "model.tar.gz").stat().st_mtime_ns for n in ALL_MODELS}
