@@ -48,7 +48,8 @@ class StateVisit(BaseModel):
     kind: str  # Task, Choice, Wait, Pass, Fail, Succeed ...
     entered: datetime
     exited: datetime | None = None
-    failed: bool = False
+    failed: bool = False  # ended on an error (caught or fatal), not recovered by a retry
+    retries: int = 0  # errors a Retry recovered from
     error: str | None = None
     cause: str | None = None
     output: dict[str, Any] | None = None
@@ -172,13 +173,18 @@ def parse_history(events: list[dict[str, Any]]) -> list[StateVisit]:
                     visit.exited = at
                     visit.output = _json(details.get("output"))
                     break
-        elif kind.endswith("Failed") and open_visit is not None:
+        elif kind.endswith(("Failed", "TimedOut")) and open_visit is not None:
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            if open_visit.failed:  # an earlier error of this visit was retried
+                open_visit.retries += 1
             open_visit.failed = True
-            open_visit.error = details.get("error")
-            open_visit.cause = details.get("cause")
+            open_visit.error = details.get("error") or open_visit.error
+            open_visit.cause = details.get("cause") or open_visit.cause
             if kind == "ExecutionFailed" and open_visit.exited is None:
                 open_visit.exited = at
+        elif kind.endswith("Succeeded") and open_visit is not None and open_visit.failed:
+            open_visit.failed = False  # a retry succeeded
+            open_visit.retries += 1
     return visits
 
 
@@ -473,7 +479,7 @@ def timeline_figure(data: ReportData) -> go.Figure:
             leave = max(leave, visit.entered + timedelta(milliseconds=150))
             label = f"{visit.name} ({visit.kind}) {(leave - visit.entered).total_seconds():.2f}s"
             if visit.error:
-                label += f" · {visit.error}"
+                label += f" · {visit.error}" + (f" (retried {visit.retries} times)" if visit.retries else "")
             xs += [visit.entered, leave, None]
             ys += [visit.name, visit.name, None]
             texts += [label, label, None]

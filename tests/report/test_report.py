@@ -61,7 +61,14 @@ def test_failed_visit_and_shadow_evidence_are_rendered():
          "stateExitedEventDetails": {"name": "ParseUpload", "output": "{\"error\": {}}"}},
     ]
     visits = report.parse_history(events)
-    assert visits[0].failed and visits[0].error == "InvalidTrigger"
+    assert visits[0].failed and visits[0].error == "InvalidTrigger" and visits[0].retries == 0
+    retried = report.parse_history([
+        events[1],
+        {"type": "LambdaFunctionFailed", "timestamp": t0, "lambdaFunctionFailedEventDetails": {"error": "Throttled"}},
+        {"type": "LambdaFunctionSucceeded", "timestamp": t0, "lambdaFunctionSucceededEventDetails": {}},
+        events[3],
+    ])
+    assert not retried[0].failed and retried[0].retries == 1 and retried[0].error == "Throttled"
     data = report.ReportData(
         execution_arn="arn:x", name="x", status="SUCCEEDED", start=t0, stop=t0 + timedelta(seconds=2),
         outcome="PROMOTED", endpoint=None, new_config=None, previous_config=None, error=None, document={},
