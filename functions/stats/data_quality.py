@@ -97,19 +97,19 @@ def check_row(schema: FeatureSchema, row: Sequence[str | float | None], policy: 
             slack = policy.range_tolerance * (b.max - b.min)
             if not b.min - slack <= v <= b.max + slack:
                 out.append(Breach(check="out_of_range", feature=f.name, value=f"{v:g}", detail=f"baseline [{b.min:g}, {b.max:g}]"))
-    for f in schema.categorical:
-        group = {c: values[i] for c, i in f.indices.items()}
+    for g in schema.categorical:
+        group = {c: values[i] for c, i in g.indices.items()}
         if any(v is None for v in group.values()):
-            out.append(Breach(check="missing", feature=f.name))
+            out.append(Breach(check="missing", feature=g.name))
             continue
         if any(v not in (0.0, 1.0) for v in group.values()):
-            out.append(Breach(check="not_one_hot", feature=f.name, detail="values other than 0/1"))
+            out.append(Breach(check="not_one_hot", feature=g.name, detail="values other than 0/1"))
             continue
         hot = [c for c, v in group.items() if v == 1.0]
         if not hot:
-            out.append(Breach(check="no_category", feature=f.name, detail="no category set: unseen category"))
+            out.append(Breach(check="no_category", feature=g.name, detail="no category set: unseen category"))
         elif len(hot) > 1:
-            out.append(Breach(check="several_categories", feature=f.name, value="|".join(hot[:4])))
+            out.append(Breach(check="several_categories", feature=g.name, value="|".join(hot[:4])))
     return out
 
 
@@ -171,7 +171,10 @@ class DataQualityWindow:
     def report(self) -> DataQualityReport:
         clean_rows = self.rows - self.malformed
         completeness: dict[str, float] = {}
-        baseline_missing = {f.name: f.baseline.missing / f.baseline.count if f.baseline.count else 0.0 for f in (*self.schema.numeric, *self.schema.categorical)}
+        baseline_missing = {
+            name: b.missing / b.count if b.count else 0.0
+            for name, b in self.schema.baseline.features.items()
+        }
         for feature, k in self.missing.items():
             share = k / clean_rows if clean_rows else 0.0
             if share > baseline_missing.get(feature, 0.0) + self.policy.missing_tolerance:

@@ -201,8 +201,8 @@ class DriftWindow:
         self.rows += 1
         for bins, feat in zip(self._num, self.schema.numeric, strict=True):
             bins.add(values[feat.index])
-        for k, feat in enumerate(self.schema.categorical):
-            hot = [c for c, i in feat.indices.items() if values[i] == 1.0]
+        for k, cat in enumerate(self.schema.categorical):
+            hot = [c for c, i in cat.indices.items() if values[i] == 1.0]
             if len(hot) == 1:
                 self._cat[k][hot[0]] = self._cat[k].get(hot[0], 0) + 1
             else:
