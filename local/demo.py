@@ -10,7 +10,6 @@ write one HTML report per execution.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import threading
 import time
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from local import scenarios
 from local.scenarios import Scenario
+from local.traffic import HeldOut, RequestRecord, TrafficConfig, TrafficReplayer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -200,45 +200,49 @@ def wait_for(sfn: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, 
 
 
 class Traffic:
-    """Send held-out rows to the endpoint at a rate in a thread; count which variant answered."""
+    """Held-out rows sent at a rate by `local.traffic.TrafficReplayer` in the background, counted by the
+    variant that answered (the variant carries the model version) and by error code."""
 
-    def __init__(self, runtime: Any, endpoint: str, rows: list[str], rps: float) -> None:
-        self.runtime, self.endpoint, self.rows, self.rps = runtime, endpoint, rows, rps
+    def __init__(self, target: Target, data: HeldOut, rps: float = 0.0, count: int | None = None) -> None:
         self.variants: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+        self._lock = threading.Lock()
+        self._replayer: TrafficReplayer | None = None
+        if rps > 0:
+            config = TrafficConfig(endpoint_name=target.endpoint_name, rate=rps, count=count, read_timeout=10)
+            client = None
+            if target.env is not None:  # the local cloud: explicit endpoint and fake credentials
+                from local.env import client as local_client
 
-    def _run(self) -> None:
-        i = 0
-        interval = 1.0 / self.rps
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            self.send(self.rows[i % len(self.rows)])
-            i += 1
-            next_at += interval
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
+                client = local_client("sagemaker-runtime", target.env, retries={"total_max_attempts": 1},
+                                      max_pool_connections=config.workers + 2, read_timeout=10)
+            self._replayer = TrafficReplayer(config, data, client=client, on_record=self._record)
 
-    def send(self, row: str) -> str | None:
-        try:
-            answer = self.runtime.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Body=row)
-            answer["Body"].read()
-        except ClientError as exc:
-            self.errors[exc.response.get("Error", {}).get("Code", "error")] += 1
-            return None
-        variant = answer.get("InvokedProductionVariant", "?")
-        self.variants[variant] += 1
-        return variant
+    def _record(self, record: RequestRecord) -> None:
+        with self._lock:
+            if record.status == "ok":
+                self.variants[record.variant or "?"] += 1
+            else:
+                self.errors[record.status] += 1
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        with self._lock:
+            return dict(self.variants), dict(self.errors)
+
+    def run(self) -> Traffic:
+        """Send `count` requests now (the probe after an execution)."""
+        if self._replayer is not None:
+            self._replayer.run()
+        return self
 
     def __enter__(self) -> Traffic:
-        if self.rps > 0:
-            self._thread.start()
+        if self._replayer is not None:
+            self._replayer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        if self._replayer is not None:
+            self._replayer.__exit__(*exc)
 
 
 def holdout_path(models_dir: Path) -> Path:
@@ -249,18 +253,12 @@ def holdout_path(models_dir: Path) -> Path:
     return models_dir.parent / "data" / "bank-marketing" / "holdout.csv"
 
 
-def holdout_rows(models_dir: Path, limit: int = 500) -> list[str]:
-    """Feature rows (CSV, no label) of the held-out set written by training."""
+def holdout(models_dir: Path) -> HeldOut:
+    """The held-out rows training set aside (label first), for traffic."""
     path = holdout_path(models_dir)
     if not path.is_file():
         raise DemoError(f"{path} missing: train first (`guardrail train --out {models_dir} --scenarios`)")
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)  # header; the label is the first column (training.prepare)
-        rows = [",".join(row[1:]) for _, row in zip(range(limit), reader, strict=False)]
-    if not rows:
-        raise DemoError(f"{path} has no rows")
-    return rows
+    return HeldOut.from_csv(path)
 
 
 # ---------------------------------------------------------------- one scenario
@@ -360,18 +358,17 @@ def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> li
 
 
 def run_scenario(
-    target: Target, scenario: Scenario, models_dir: Path, rows: list[str],
+    target: Target, scenario: Scenario, models_dir: Path, data: HeldOut,
     on_tick: Callable[[Snapshot], None] | None = None, probe_requests: int = 10, alerts: Any = None,
 ) -> ScenarioResult:
     """Stage, trigger, drive traffic, wait, and check one scenario."""
     sfn, sm, cw = target.client("stepfunctions"), target.client("sagemaker"), target.client("cloudwatch")
-    runtime = target.client("sagemaker-runtime")
     result = ScenarioResult(key=scenario.key, title=scenario.title, expected=scenario.expected)
     started = time.monotonic()
     since = datetime.now(UTC)
     result.endpoint_config_before = endpoint_view(sm, target.endpoint_name).config
     key, arn = _trigger(target, scenario, models_dir)
-    with Traffic(runtime, target.endpoint_name, rows, scenario.traffic_rps) as traffic:
+    with Traffic(target, data, scenario.traffic_rps) as traffic:
         arn = arn or find_execution(sfn, target.state_machine_arn, key, since, timeout=30)
         result.execution_arn = arn
         deadline = started + scenario.timeout_seconds
@@ -381,7 +378,7 @@ def run_scenario(
                 on_tick(Snapshot(
                     scenario=scenario.key, elapsed=time.monotonic() - started, execution_arn=arn,
                     state=current_state(sfn, arn), endpoint=endpoint_view(sm, target.endpoint_name),
-                    traffic=dict(traffic.variants), traffic_errors=dict(traffic.errors),
+                    traffic=traffic.counts()[0], traffic_errors=traffic.counts()[1],
                     alarms=alarm_states(cw, target.endpoint_name),
                 ))
             if status in TERMINAL:
@@ -392,7 +389,7 @@ def run_scenario(
                 break
             time.sleep(0.5)
     result.seconds = time.monotonic() - started
-    result.traffic, result.traffic_errors = dict(traffic.variants), dict(traffic.errors)
+    result.traffic, result.traffic_errors = traffic.counts()
     _, doc = final_document(sfn, arn)
     result.actual = doc.get("outcome")
     error = doc.get("error") or {}
@@ -407,10 +404,7 @@ def run_scenario(
             result.alert_subject, result.alert_outcome = alert.subject, alert.outcome
     result.endpoint_config_after = endpoint_view(sm, target.endpoint_name).config
     if scenario.serves_after:
-        probe = Traffic(runtime, target.endpoint_name, rows, rps=0)
-        for row in rows[:probe_requests]:
-            probe.send(row)
-        result.serving_after = dict(probe.variants)
+        result.serving_after = Traffic(target, data, rps=50, count=probe_requests).run().counts()[0]
     result.problems += check(result, scenario, doc)
     return result
 
@@ -420,9 +414,9 @@ def run_all(
     on_tick: Callable[[Snapshot], None] | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
     alerts: Any = None,
 ) -> Iterator[ScenarioResult]:
-    rows = holdout_rows(models_dir)
+    data = holdout(models_dir)
     for scenario in selected or list(scenarios.SCENARIOS):
-        result = run_scenario(target, scenario, models_dir, rows, on_tick=on_tick, alerts=alerts)
+        result = run_scenario(target, scenario, models_dir, data, on_tick=on_tick, alerts=alerts)
         if on_result is not None:
             on_result(result)
         yield result

@@ -30,10 +30,10 @@ def models_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def rows(models_dir):
-    from local.demo import holdout_rows
+def data(models_dir):
+    from local.demo import holdout
 
-    return holdout_rows(models_dir)
+    return holdout(models_dir)
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,8 @@ def config(version: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(target, models_dir, rows, alerts):
-    r = run_scenario(target, scenarios.get("first-deployment"), models_dir, rows, alerts=alerts)
+def deployed(target, models_dir, data, alerts):
+    r = run_scenario(target, scenarios.get("first-deployment"), models_dir, data, alerts=alerts)
     assert r.problems == []
     return r
 
@@ -54,11 +54,11 @@ def inject_throttles(cloud, operation: str, count: int) -> dict:
         return json.loads(answer.read())
 
 
-def test_throttled_sagemaker_calls_are_retried(deployed, cloud, target, models_dir, rows, alerts):
+def test_throttled_sagemaker_calls_are_retried(deployed, cloud, target, models_dir, data, alerts):
     # More throttles than the SDK's own retries absorb: the Lambda raises Throttled, Step Functions retries.
     inject_throttles(cloud, "CreateEndpointConfig", 5)
     inject_throttles(cloud, "UpdateEndpoint", 2)
-    r = run_scenario(target, update("t1"), models_dir, rows, alerts=alerts)
+    r = run_scenario(target, update("t1"), models_dir, data, alerts=alerts)
     assert r.problems == []
     assert inject_throttles(cloud, "UpdateEndpoint", 0)["injected"] == {"CreateEndpointConfig": 5, "UpdateEndpoint": 2}
     visits = parse_history(_history(target.client("stepfunctions"), r.execution_arn))
@@ -68,8 +68,8 @@ def test_throttled_sagemaker_calls_are_retried(deployed, cloud, target, models_d
     assert lock_items(cloud, target) == []
 
 
-def test_the_same_event_twice_is_a_noop(deployed, cloud, target, models_dir, rows, alerts):
-    r = run_scenario(target, update("d1"), models_dir, rows, alerts=alerts)
+def test_the_same_event_twice_is_a_noop(deployed, cloud, target, models_dir, data, alerts):
+    r = run_scenario(target, update("d1"), models_dir, data, alerts=alerts)
     assert r.problems == []
     sfn = target.client("stepfunctions")
     event = sfn.describe_execution(executionArn=r.execution_arn)["input"]
@@ -84,7 +84,7 @@ def test_the_same_event_twice_is_a_noop(deployed, cloud, target, models_dir, row
     assert lock_items(cloud, target) == []
 
 
-def test_two_uploads_for_one_endpoint_at_once(deployed, cloud, target, models_dir, rows, alerts):
+def test_two_uploads_for_one_endpoint_at_once(deployed, cloud, target, models_dir, data, alerts):
     s3, sfn = target.client("s3"), target.client("stepfunctions")
     first, second = update("c1", model="xgb-runnerup"), update("c2", model="xgb-best")
     since = datetime.now(UTC)
@@ -134,7 +134,7 @@ def worker_pids(parent: int, function_fragment: str) -> list[int]:
     return pids
 
 
-def test_killed_lambda_worker_leaves_a_known_good_endpoint(deployed, cloud, target, models_dir, rows, alerts):
+def test_killed_lambda_worker_leaves_a_known_good_endpoint(deployed, cloud, target, models_dir, data, alerts):
     sm, sfn = target.client("sagemaker"), target.client("stepfunctions")
     before = endpoint_view(sm, target.endpoint_name).config
     scenario = update("k1")

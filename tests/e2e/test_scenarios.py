@@ -24,9 +24,9 @@ def config(version: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(target, models_dir, rows, alerts):
+def run(target, models_dir, data, alerts):
     def _run(key: str):
-        return run_scenario(target, scenarios.get(key), models_dir, rows, alerts=alerts)
+        return run_scenario(target, scenarios.get(key), models_dir, data, alerts=alerts)
 
     return _run
 
