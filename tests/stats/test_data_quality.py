@@ -1,5 +1,5 @@
 import numpy as np
-from conftest import sample_rows
+from stats_synthetic import sample_rows
 
 from functions.capture import capture_line, read_capture_lines
 from functions.stats import data_quality

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import sample_rows
+from stats_synthetic import sample_rows
 
 from functions.capture import capture_line, read_capture_lines
 from functions.stats import drift

@@ -1,5 +1,5 @@
 import numpy as np
-from conftest import sample_rows
+from stats_synthetic import sample_rows
 
 from functions.capture import capture_line, ground_truth_line, read_capture_lines, read_ground_truth_lines
 from functions.stats.evidence import assess
