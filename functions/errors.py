@@ -147,6 +147,8 @@ def translate(err: ClientError, operation: str = "") -> GuardrailError:
             return ResourceAlreadyExists(code, message, operation)
         if any(p in lowered for p in _NOT_FOUND_PHRASES):
             return ResourceNotFound(code, message, operation)
+        if "in-progress" in lowered or "in progress" in lowered:  # "Cannot update in-progress endpoint"
+            return ResourceInUse(code, message, operation)
     if code == "ResourceLimitExceeded" and "in progress" in lowered:
         return ResourceInUse(code, message, operation)
     return AwsServiceError(code, message, operation)

@@ -6,7 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from functions.adapters._client import client as _client
-from functions.errors import ResourceAlreadyExists, ResourceNotFound, aws_errors
+from functions.errors import (
+    EndpointNotReady,
+    ResourceAlreadyExists,
+    ResourceInUse,
+    ResourceNotFound,
+    aws_errors,
+)
 
 
 def client() -> Any:
@@ -95,11 +101,15 @@ def create_endpoint(name: str, config_name: str) -> str:
 
 
 def update_endpoint(name: str, config_name: str, deployment_config: dict[str, Any] | None) -> str:
+    """UpdateEndpoint; EndpointNotReady when another update is still in progress (the state machine retries)."""
     request: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config_name}
     if deployment_config:
         request["DeploymentConfig"] = deployment_config
-    with aws_errors("update_endpoint"):
-        return client().update_endpoint(**request)["EndpointArn"]
+    try:
+        with aws_errors("update_endpoint"):
+            return client().update_endpoint(**request)["EndpointArn"]
+    except ResourceInUse as exc:
+        raise EndpointNotReady(f"endpoint {name} is busy: {exc.aws_message}") from exc
 
 
 def create_inference_experiment(

@@ -14,8 +14,9 @@ from functions.config import reset_settings
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No network; a known Lambda environment; fresh settings and boto3 clients per test."""
+def _isolated(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No network (except e2e tests, which talk to local servers); a known Lambda environment; fresh settings
+    and boto3 clients per test."""
     for key in list(ENV):
         monkeypatch.setenv(key, ENV[key])
     for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
@@ -23,7 +24,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     reset_settings()
     reset_clients()
-    disable_socket(allow_unix_socket=True)
+    if request.node.get_closest_marker("e2e") is None:
+        disable_socket(allow_unix_socket=True)
     yield
     enable_socket()
     reset_settings()

@@ -85,6 +85,7 @@ def _client_error(code: str, message: str = "", status: int = 400) -> ClientErro
         ("NoSuchKey", "The specified key does not exist.", errors.ResourceNotFound),
         ("404", "Not Found", errors.ResourceNotFound),
         ("ConditionalCheckFailedException", "The conditional request failed", errors.ConditionFailed),
+        ("ValidationException", 'Cannot update in-progress endpoint "ep".', errors.ResourceInUse),
         ("ValidationException", "1 validation error detected", errors.AwsServiceError),
         ("AccessDeniedException", "not allowed", errors.AwsServiceError),
     ],
