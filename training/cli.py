@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     if args.trials < 2:
         console.print("[red]error:[/] --trials must be at least 2 (a best and a runner-up model)")
         return 2

@@ -192,7 +192,7 @@ def load_csv(path: Path | str, *, with_duration: bool = False) -> Dataset:
     data = _read_bytes(path)
     frame = _parse_csv(path, data)
     cols = set(frame.columns)
-    if BANK_LABEL in cols and {"job", "poutcome"} <= cols:
+    if BANK_LABEL in cols:
         return load_bank(path, with_duration=with_duration)
     if PROMO_LABEL in cols or "Is Promoted" in cols:
         return _promotion_frame(path, frame, _sha256(data), synthetic=False, source=str(path))
