@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -82,20 +83,26 @@ def endpoint_for(service: str, env: dict[str, str]) -> str:
     return env.get(variable) or env["AWS_ENDPOINT_URL"]
 
 
+_sessions: dict[tuple[str, ...], boto3.session.Session] = {}
+_sessions_lock = threading.Lock()
+
+
 def client(service: str, env: dict[str, str] | None = None, **config: Any) -> Any:
     """A boto3 client for `service` in the local cloud described by `env` (default: `.guardrail/cloud.json`).
 
-    A private session, so a hook on boto3's default session (the Lambda runtime's) never applies to it.
+    A private session (one per credentials+region, so service models load once), never boto3's default
+    one: the Lambda runtime's Invoke hook lives there and must not apply to clients.
     """
     env = env if env is not None else load_env()
-    session = boto3.session.Session(
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "testing"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
-        aws_session_token=env.get("AWS_SESSION_TOKEN", "testing"),
-        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
-    )
+    key = (*tuple(env.get(k, "testing") for k in FAKE_CREDENTIALS), env.get("AWS_DEFAULT_REGION", "us-east-1"))
     retries = config.pop("retries", {"max_attempts": 2, "mode": "standard"})
-    return session.client(service, endpoint_url=endpoint_for(service, env), config=Config(retries=retries, **config))
+    with _sessions_lock:  # sessions are not thread-safe; the clients they make are
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = boto3.session.Session(
+                aws_access_key_id=key[0], aws_secret_access_key=key[1], aws_session_token=key[2], region_name=key[3]
+            )
+        return session.client(service, endpoint_url=endpoint_for(service, env), config=Config(retries=retries, **config))
 
 
 def apply_to_process(env: dict[str, str]) -> None:

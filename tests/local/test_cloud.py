@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from local import deployer
 from local.alerts import AlertStream
 from local.cloud import LocalCloud
 from local.env import client, load_state
+from local.lambda_runtime import CODE_DIR_TAG
 
 APP = Path(__file__).parent / "fixtures" / "app"
+HANDLERS = Path(__file__).parent / "fixtures" / "handlers"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
 
@@ -37,6 +41,13 @@ def descendants(pid: int) -> set[int]:
         frontier = {p for p, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    return buffer.getvalue()
 
 
 def alive(pid: int) -> bool:
@@ -194,9 +205,17 @@ def test_direct_lambda_invoke_from_a_client(cloud):
 
 
 def test_workers_die_with_a_killed_cloud(tmp_path):
-    handle = LocalCloud.spawn(tmp_path, template=APP / "template.yaml", samconfig=APP / "samconfig.toml")
-    name = load_state(tmp_path).resources["ParseFunction"]
-    client("lambda", handle.env).invoke(FunctionName=name, Payload=b"{}")
+    handle = LocalCloud.spawn(tmp_path, template=None)  # nothing deployed: one function made by hand
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role = client("iam", handle.env).create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    lam = client("lambda", handle.env)
+    lam.create_function(
+        FunctionName="echo", Runtime="python3.13", Role=role["Arn"], Handler="app.echo",
+        Code={"ZipFile": _zip()}, Tags={CODE_DIR_TAG: str(HANDLERS)},
+    )
+    reply = lam.invoke(FunctionName="echo", Payload=b'{"hello": 1}')
+    assert json.load(reply["Payload"])["event"] == {"hello": 1}
     workers = descendants(handle.pid)
     assert workers
     os.kill(handle.pid, signal.SIGKILL)
