@@ -136,3 +136,27 @@ def test_samples_from_cloudwatch_metric_stats():
     with pytest.raises(ValueError, match="averages but"):
         LatencySummary.from_period_stats([1.0], [1.0, 2.0])
     assert VariantSample.from_metric_stats("x", errors).latency is None
+
+
+def test_verdict_false_reject_rate_on_equal_models_is_within_alpha():
+    """200 seeded A/A shadow tests, both metrics, polled every 100 requests up to 4,000."""
+    import numpy as np
+
+    rng = np.random.default_rng(2026)
+    rejects = 0
+    for _ in range(200):
+        errors = rng.binomial(100, 0.01, (2, 40)).cumsum(axis=1)
+        logs = rng.normal(10, 0.5, (2, 40, 100))
+        s, ss = logs.sum(axis=2).cumsum(axis=1), (logs**2).sum(axis=2).cumsum(axis=1)
+        for i in range(40):
+            n = 100 * (i + 1)
+            a, b = (
+                VariantSample(name=name, requests=n, errors=int(errors[k, i]),
+                              latency=LatencySummary(count=n, sum_log=float(s[k, i]), sum_log_sq=float(ss[k, i])))
+                for k, name in enumerate(("AllTraffic", "Shadow"))
+            )
+            d = decide(a, b).decision
+            if d in (Decision.REJECT, Decision.PROMOTE):
+                rejects += d is Decision.REJECT
+                break
+    assert rejects / 200 <= 0.05
