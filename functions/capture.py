@@ -197,6 +197,21 @@ def read_ground_truth_lines(lines: Iterable[str | bytes]) -> Iterator[GroundTrut
         yield GroundTruthRecord(event_id=str(meta["eventId"]), labels=labels)
 
 
+def capture_prefix(destination_uri: str, endpoint: str, variant: str) -> tuple[str, str]:
+    """(bucket, key prefix) of one variant's capture files: `<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/`.
+
+    `destination_uri` is the endpoint config's `DataCaptureConfig.DestinationS3Uri` or the inference
+    experiment's `DataStorageConfig.Destination`.
+    """
+    if not destination_uri.startswith("s3://"):
+        raise ValueError(f"capture destination must be an s3:// URI, got {destination_uri!r}")
+    bucket, _, path = destination_uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"capture destination has no bucket: {destination_uri!r}")
+    parts = [p for p in (path.strip("/"), endpoint, variant) if p]
+    return bucket, "/".join(parts) + "/"
+
+
 def capture_line(
     event_id: str,
     input_csv: str | None,

@@ -66,3 +66,12 @@ def test_parsing_is_streaming():
 
     it = read_capture_lines(lines())
     assert next(it).event_id == "e-0"
+
+
+def test_capture_prefix():
+    from functions.capture import capture_prefix
+
+    assert capture_prefix("s3://bucket/capture/", "ep", "Shadow-01") == ("bucket", "capture/ep/Shadow-01/")
+    assert capture_prefix("s3://bucket", "ep", "AllTraffic") == ("bucket", "ep/AllTraffic/")
+    with pytest.raises(ValueError, match="s3://"):
+        capture_prefix("/tmp/x", "ep", "v")
