@@ -75,3 +75,16 @@ def test_capture_prefix():
     assert capture_prefix("s3://bucket", "ep", "AllTraffic") == ("bucket", "ep/AllTraffic/")
     with pytest.raises(ValueError, match="s3://"):
         capture_prefix("/tmp/x", "ep", "v")
+
+
+def test_reads_what_the_local_emulator_writes():
+    emulator = pytest.importorskip("local.sagemaker.capture")
+    lines = [
+        json.dumps(emulator.capture_record(b"41,1,0", "text/csv", b"0.12", "text/csv", "req-9")),
+        json.dumps(emulator.capture_record(b'{"instances": [[1, 2]]}', "application/json", b"[0.5]", "application/json", "req-10")),
+        json.dumps(emulator.capture_record(b"1,2", "application/x-npy", None, "text/csv", "req-11")),
+    ]
+    a, b, c = read_capture_lines(lines)
+    assert (a.key, a.rows, a.scores) == ("req-9", [["41", "1", "0"]], [0.12])
+    assert (b.key, b.rows, b.scores) == ("req-10", [["1", "2"]], [0.5])
+    assert c.rows is None and "unsupported content type" in c.input_error and c.scores is None
