@@ -208,7 +208,8 @@ class LambdaRuntime:
             handler=conf["Handler"],
             timeout=conf.get("Timeout", 3),
             memory_mb=conf.get("MemorySize", 128),
-            environment=conf.get("Environment", {}).get("Variables", {}),
+            # Lambda's variables are strings; moto keeps CloudFormation's Number parameters as numbers.
+            environment={k: str(v) for k, v in conf.get("Environment", {}).get("Variables", {}).items()},
             code_dir=Path(tags[CODE_DIR_TAG]),
         )
 
