@@ -192,6 +192,9 @@ def patch_for_moto(cfn: dict[str, Any], code_dirs: dict[str, Path]) -> tuple[dic
         if rtype == "AWS::Lambda::Function" and logical_id in code_dirs:
             props["Code"] = {"ZipFile": PLACEHOLDER_CODE}
             props.pop("Layers", None)
+            variables = props.get("Environment", {}).get("Variables", {})
+            for name, value in variables.items():  # Lambda variables are strings; moto keeps a Number Ref an int
+                variables[name] = {"Fn::Join": ["", [value]]} if isinstance(value, dict) else str(value)
             tags = [t for t in props.get("Tags", []) if t.get("Key") != CODE_DIR_TAG]
             props["Tags"] = [*tags, {"Key": CODE_DIR_TAG, "Value": str(code_dirs[logical_id])}]
             after["function_tags"][logical_id] = carried.carry(props["Tags"])  # moto's CFN drops Tags
