@@ -44,10 +44,14 @@ def _booster_bytes(booster: xgb.Booster) -> bytes:
 
 
 def _slowed(booster: xgb.Booster, extra_trees: int) -> xgb.Booster:
-    """The same predictions, but every row walks `extra_trees` more trees (all leaves 0): a slow, valid model."""
+    """The same predictions, but every row walks `extra_trees` more deep trees (all leaves 0): slow and valid."""
+    rng = np.random.default_rng(9)
+    deep = xgb.train({"objective": "binary:logistic", "max_depth": 8, "min_child_weight": 0, "lambda": 0},
+                     xgb.DMatrix(rng.normal(size=(300, N_FEATURES)), label=rng.integers(0, 2, 300)), 1)
+    first = json.loads(deep.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
     model = json.loads(booster.save_raw("json"))
     gb = model["learner"]["gradient_booster"]["model"]
-    first, n = gb["trees"][0], len(gb["trees"])
+    n = len(gb["trees"])
     leaf = [c == -1 for c in first["left_children"]]
     zero = {**first, "base_weights": [0.0] * len(leaf),
             "split_conditions": [0.0 if is_leaf else c for c, is_leaf in zip(first["split_conditions"], leaf, strict=True)]}
@@ -63,7 +67,7 @@ def _slowed(booster: xgb.Booster, extra_trees: int) -> xgb.Booster:
 @pytest.fixture(scope="session")
 def boosters() -> dict[str, xgb.Booster]:
     v1 = _train(20, 3, 1)
-    return {"v1": v1, "v2": _train(20, 3, 2), "slow": _slowed(v1, 6_000)}
+    return {"v1": v1, "v2": _train(20, 3, 2), "slow": _slowed(v1, 4_000)}
 
 
 @pytest.fixture(scope="session")
