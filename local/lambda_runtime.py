@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from pydantic import BaseModel, Field
 
@@ -362,6 +363,11 @@ class LambdaRuntime:
                 result = self.invoke(function, payload)
             except FunctionNotFound:
                 return None  # moto answers with its ResourceNotFoundException
+            except Exception as exc:  # a fault of this runtime: Lambda's own service error, as on AWS
+                log.exception("invoking %s failed", function)
+                error = {"Error": {"Code": "ServiceException", "Message": f"local Lambda runtime: {exc}"},
+                         "ResponseMetadata": {"HTTPStatusCode": 500}}
+                raise ClientError(error, "Invoke") from exc  # type: ignore[arg-type]
             headers = {"x-amz-executed-version": "$LATEST", "x-amzn-requestid": result.request_id}
             parsed: dict[str, Any] = {
                 "StatusCode": 200,

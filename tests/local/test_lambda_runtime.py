@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local.lambda_runtime import FunctionConfig, FunctionNotFound, LambdaRuntime
 
@@ -216,4 +217,25 @@ def test_boto3_invoke_is_answered_by_the_hook_without_network(runtime):
         assert json.load(failed["Payload"])["errorType"] == "EndpointNotReady"
     finally:
         runtime.stop()  # also removes the hook
+        boto3.DEFAULT_SESSION = saved
+
+
+def test_a_fault_of_the_runtime_is_lambdas_service_exception(tmp_path):
+    """Step Functions then sees `Lambda.ServiceException`, which ASL Retry rules commonly cover."""
+
+    def broken_describe(function: str) -> FunctionConfig:
+        raise RuntimeError("moto is gone")
+
+    rt = LambdaRuntime({}, tmp_path, describe=broken_describe)
+    saved = boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = None
+    try:
+        rt.install()
+        lam = boto3.client("lambda", region_name="us-east-1", endpoint_url="http://127.0.0.1:1",
+                           aws_access_key_id="a", aws_secret_access_key="b")
+        with pytest.raises(ClientError, match="moto is gone") as raised:
+            lam.invoke(FunctionName="echo", Payload=b"{}")
+        assert raised.value.response["Error"]["Code"] == "ServiceException"
+    finally:
+        rt.stop()
         boto3.DEFAULT_SESSION = saved
