@@ -14,6 +14,7 @@ import os
 import pickle
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ import xgboost as xgb
 
 CSV = "text/csv"
 JSON = "application/json"
+LATENCY_ATTRIBUTE = "guardrail_latency_ms"  # = training.scenarios.LATENCY_ATTRIBUTE
 
 
 class ArtifactError(Exception):
@@ -91,13 +93,17 @@ class ServedModel:
 
     booster: xgb.Booster | None
     load_error: str | None = None
+    extra_latency_s: float = 0.0  # training's "slow" scenario model asks for it (booster attribute)
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> ServedModel:
         try:
-            return cls(load_booster(files))
+            booster = load_booster(files)
         except Exception as exc:
             return cls(None, str(exc))
+        # training/scenarios.py LATENCY_ATTRIBUTE: extra inference time in ms (the real container ignores it)
+        extra_ms = booster.attr(LATENCY_ATTRIBUTE)
+        return cls(booster, extra_latency_s=float(extra_ms) / 1000 if extra_ms else 0.0)
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         if self.booster is None:
@@ -105,6 +111,8 @@ class ServedModel:
         try:
             rows = decode(body, content_type)
             preds = self.booster.inplace_predict(rows)
+            if self.extra_latency_s:
+                time.sleep(self.extra_latency_s)
         except ContainerError:
             raise
         except Exception as exc:
