@@ -143,8 +143,9 @@ def alarm_states(cw: Any, endpoint: str) -> dict[str, str]:
 
 def current_state(sfn: Any, execution_arn: str) -> str | None:
     """The state the execution is in now (the last one entered)."""
-    page = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)
-    for event in page["events"]:
+    from local.report import _history
+
+    for event in reversed(_history(sfn, execution_arn)):  # moto ignores reverseOrder
         details = event.get("stateEnteredEventDetails")
         if details:
             return details["name"]
@@ -209,7 +210,9 @@ class Traffic:
         self._lock = threading.Lock()
         self._replayer: TrafficReplayer | None = None
         if rps > 0:
-            config = TrafficConfig(endpoint_name=target.endpoint_name, rate=rps, count=count, read_timeout=10)
+            # Stopped by the scenario when its execution ends; the duration only bounds a forgotten replay.
+            config = TrafficConfig(endpoint_name=target.endpoint_name, rate=rps, count=count,
+                                   duration=None if count else 3600, read_timeout=10)
             client = None
             if target.env is not None:  # the local cloud: explicit endpoint and fake credentials
                 from local.env import client as local_client
