@@ -16,7 +16,7 @@ Environment variables (upper-case of the template parameter / field name; defaul
                  MAX_POSITIVE_PROPORTION_DIFFERENCE [0.2], BIAS_FACETS [comma list; empty = all facets]
   shadow         SHADOW_SAMPLING_PERCENT [100], SHADOW_DURATION_SECONDS [3600],
                  SHADOW_MIN_INVOCATIONS [30], SHADOW_MAX_ERROR_RATE_DELTA [0.01],
-                 SHADOW_MAX_LATENCY_RATIO [1.5]
+                 SHADOW_MAX_LATENCY_RATIO [1.5], SHADOW_LATENCY_SLACK_MICROS [5000]
   lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
 
 Each handler calls `load_settings(required=(...))` at import, naming the resources it needs, so a function
@@ -82,6 +82,7 @@ class Settings(BaseModel):
     shadow_min_invocations: int = Field(default=30, ge=1)
     shadow_max_error_rate_delta: float = Field(default=0.01, ge=0, le=1)
     shadow_max_latency_ratio: float = Field(default=1.5, gt=0)
+    shadow_latency_slack_micros: float = Field(default=5000, ge=0)  # differences below this are noise
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, int], Any] = {}
 
 
-def client(service: str) -> Any:
-    found = _clients.get(service)
+def client(service: str, max_attempts: int = 4) -> Any:
+    found = _clients.get((service, max_attempts))
     if found is None:
         import boto3
         from botocore.config import Config
 
         # "standard" retry mode backs off on throttling and transient errors before we translate them.
-        config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
-        found = _clients[service] = boto3.client(service, config=config)
+        config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=5, read_timeout=30
+        )
+        found = _clients[(service, max_attempts)] = boto3.client(service, config=config)
     return found
 
 

@@ -46,11 +46,13 @@ def metric_stats(
     start: datetime,
     end: datetime,
     period: int,
+    optional: bool = False,
 ) -> dict[str, list[float]]:
     """Values of each statistic over [start, end) in `period`-second buckets (GetMetricData).
 
     GetMetricData matches the dimension set exactly, so the {EndpointName, VariantName} series is never mixed
-    with the {.., EndpointConfigName} one. A statistic the service cannot compute yields an empty list.
+    with the {.., EndpointConfigName} one. `optional=True` makes a single attempt, for statistics (percentiles)
+    that not every CloudWatch implementation computes; the caller treats a failure as "not available".
     """
     dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
     queries = [
@@ -66,12 +68,12 @@ def metric_stats(
         for i, stat in enumerate(stats)
     ]
     out: dict[str, list[float]] = {stat: [] for stat in stats}
+    cw = _client("cloudwatch", max_attempts=1) if optional else client()
     with aws_errors("get_metric_data"):
-        for page in (
-            client()
-            .get_paginator("get_metric_data")
-            .paginate(MetricDataQueries=queries, StartTime=start, EndTime=end)
-        ):
+        pages = cw.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, StartTime=start, EndTime=end
+        )
+        for page in pages:
             for result in page.get("MetricDataResults", []):
                 stat = stats[int(result["Id"][1:])]
                 out[stat].extend(float(v) for v in result.get("Values", []) if v is not None)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from functions.adapters import cloudwatch
 from functions.config import Settings
+from functions.errors import GuardrailError
 from functions.models import ShadowAnalysis, VariantStats, Verdict
 
 NAMESPACE = "AWS/SageMaker"
@@ -25,43 +26,21 @@ def _period(start: datetime, end: datetime) -> int:
 def variant_stats(endpoint: str, variant: str, start: datetime, end: datetime) -> VariantStats:
     """Aggregate a variant's metrics over [start, end) (series with dimensions EndpointName, VariantName)."""
     dims = {"EndpointName": endpoint, "VariantName": variant}
-    period = _period(start, end)
-    errors = cloudwatch.metric_stats(
-        namespace=NAMESPACE,
-        metric="Invocation5XXErrors",
-        dimensions=dims,
-        stats=["Sum", "SampleCount"],
-        start=start,
-        end=end,
-        period=period,
-    )
-    latency = cloudwatch.metric_stats(
-        namespace=NAMESPACE,
-        metric="ModelLatency",
-        dimensions=dims,
-        stats=["Average", "SampleCount"],
-        start=start,
-        end=end,
-        period=period,
-    )
-    try:  # percentiles are not computed by every CloudWatch implementation
-        p99 = cloudwatch.metric_stats(
-            namespace=NAMESPACE,
-            metric="ModelLatency",
-            dimensions=dims,
-            stats=["p99"],
-            start=start,
-            end=end,
-            period=period,
-        )["p99"]
-    except Exception:
-        p99 = []
+    window = {
+        "namespace": NAMESPACE,
+        "dimensions": dims,
+        "start": start,
+        "end": end,
+        "period": _period(start, end),
+    }
+    errors = cloudwatch.metric_stats(metric="Invocation5XXErrors", stats=["Sum", "SampleCount"], **window)
+    latency = cloudwatch.metric_stats(metric="ModelLatency", stats=["Average", "SampleCount"], **window)
+    p99 = _p99(window)
     invocations = sum(errors["SampleCount"])
     failed = sum(errors["Sum"])
-    weights = latency["SampleCount"]
-    averages = latency["Average"]
+    weights, averages = latency["SampleCount"], latency["Average"]
     latency_avg = (
-        sum(a * w for a, w in zip(averages, weights, strict=False)) / sum(weights)
+        sum(a * w for a, w in zip(averages, weights, strict=True)) / sum(weights)
         if averages and len(averages) == len(weights) and sum(weights) > 0
         else None
     )
@@ -73,6 +52,19 @@ def variant_stats(endpoint: str, variant: str, start: datetime, end: datetime) -
         latency_avg_us=latency_avg,
         latency_p99_us=max(p99) if p99 else None,  # the worst bucket: conservative
     )
+
+
+_percentiles = {"supported": True}  # False after the first failure: moto, for one, cannot compute percentiles
+
+
+def _p99(window: dict) -> list[float]:
+    if not _percentiles["supported"]:
+        return []
+    try:
+        return cloudwatch.metric_stats(metric="ModelLatency", stats=["p99"], optional=True, **window)["p99"]
+    except GuardrailError:
+        _percentiles["supported"] = False
+        return []
 
 
 def decide(production: VariantStats, shadow: VariantStats, settings: Settings) -> tuple[Verdict, list[str]]:
@@ -93,7 +85,13 @@ def decide(production: VariantStats, shadow: VariantStats, settings: Settings) -
         ("average", production.latency_avg_us, shadow.latency_avg_us),
         ("p99", production.latency_p99_us, shadow.latency_p99_us),
     ):
-        if prod_v and shadow_v and shadow_v > prod_v * settings.shadow_max_latency_ratio:
+        # Slower by the ratio AND by more than the slack: sub-millisecond jitter is not a regression.
+        if (
+            prod_v
+            and shadow_v
+            and shadow_v > prod_v * settings.shadow_max_latency_ratio
+            and shadow_v - prod_v > settings.shadow_latency_slack_micros
+        ):
             reasons.append(
                 f"shadow {label} latency {shadow_v:.0f}µs is over {settings.shadow_max_latency_ratio}x "
                 f"production's {prod_v:.0f}µs"

@@ -99,7 +99,8 @@ def _stats(
     [
         (_stats("p", 100, 0, 2000), _stats("s", 100, 0, 2100), Verdict.PROMOTE, "latency within"),
         (_stats("p", 100, 0, 2000), _stats("s", 100, 10, 2000), Verdict.REJECT, "5XX rate 10.00%"),
-        (_stats("p", 100, 0, 2000), _stats("s", 100, 0, 5000), Verdict.REJECT, "average latency"),
+        (_stats("p", 100, 0, 2000), _stats("s", 100, 0, 9000), Verdict.REJECT, "average latency"),
+        (_stats("p", 100, 0, 2000), _stats("s", 100, 0, 5000), Verdict.PROMOTE, "latency within"),  # < slack
         (_stats("p", 100, 0, 2000, 3000), _stats("s", 100, 0, 2000, 9000), Verdict.REJECT, "p99 latency"),
         (_stats("p", 100, 0, 2000), _stats("s", 5, 0, 2000), Verdict.INCONCLUSIVE, "not enough traffic"),
         (_stats("p", 0, 0, None), _stats("s", 0, 0, None), Verdict.INCONCLUSIVE, "not enough traffic"),
@@ -340,6 +341,6 @@ def test_conclude_is_safe_to_retry_and_refuses_late_promotion(sm) -> None:
 
 
 def test_settings_override_shadow_thresholds() -> None:
-    strict = settings_from({"SHADOW_MAX_LATENCY_RATIO": "1.01"})
+    strict = settings_from({"SHADOW_MAX_LATENCY_RATIO": "1.01", "SHADOW_LATENCY_SLACK_MICROS": "0"})
     verdict, _ = decide(_stats("p", 100, 0, 2000), _stats("s", 100, 0, 2100), strict)
     assert verdict is Verdict.REJECT

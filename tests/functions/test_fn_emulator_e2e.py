@@ -4,11 +4,13 @@ although the old FailureReason is still shown."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import pickle
 import tarfile
 import time
+import urllib.request
 
 import boto3
 import numpy as np
@@ -63,6 +65,8 @@ def local_cloud(monkeypatch):
     moto.start()
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
+    # moto's backends are process-wide: start every test from an empty cloud.
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
     emulator = EmulatorServer(
         aws_endpoint_url=moto_url, provisioning_delay=0.2, alarm_poll_interval=0.2, flush_interval=0.3
     ).start()
@@ -171,3 +175,66 @@ def test_create_rollback_then_update(local_cloud) -> None:
     assert _poll(good)["status"] == "SUCCEEDED"
     good["watch"] = _run("check_deployment", good)  # post-deployment watch: no alarm on the new fleet
     assert good["watch"]["alarm"] is False
+
+
+def test_shadow_test_promotes_the_better_model(local_cloud, monkeypatch) -> None:
+    from functions.config import reset_settings
+
+    s3 = local_cloud
+    artifacts = _artifacts()
+    smr = boto3.client("sagemaker-runtime", config=Config(retries={"max_attempts": 1}))
+    first = _prepare(s3, "1", artifacts["1"], "exec-1")
+    assert _poll(first)["status"] == "SUCCEEDED"
+    _finish(first, "DEPLOYED")
+
+    monkeypatch.setenv("SHADOW_MIN_INVOCATIONS", "10")
+    reset_settings()
+    key = put_model_files(
+        s3,
+        "churn",
+        "3",
+        evaluation_doc=evaluation(),
+        artifact=artifacts["3"],
+        deployment={"shadow": {"enabled": True, "sampling_percent": 100, "duration_seconds": 4}},
+    )
+    doc = event_for(s3, key) | {"execution": {"Name": "exec-shadow"}}
+    for step, key_ in [
+        ("parse_upload", "upload"),
+        ("acquire_lock", "lock"),
+        ("quality_gate", "gate"),
+        ("create_model", "model"),
+        ("create_endpoint_config", "endpoint_config"),
+        ("ensure_alarms", "alarms"),
+        ("start_shadow_test", "shadow"),
+    ]:
+        doc[key_] = _run(step, doc)
+    assert doc["shadow"]["status"] == "RUNNING"
+    assert doc["shadow"]["production_variant"] == first["upload"]["names"]["variant"]
+    deadline = time.monotonic() + 60
+    while not doc["shadow"]["done"]:
+        assert time.monotonic() < deadline, doc["shadow"]
+        for _ in range(10):
+            with contextlib.suppress(ClientError):  # the experiment may still be starting
+                smr.invoke_endpoint(
+                    EndpointName=ENV["ENDPOINT_NAME"], ContentType="text/csv", Body="0.5,-1.0"
+                )
+        time.sleep(0.5)
+        doc["shadow"] = _run("check_shadow_test", doc)
+    analysis = doc["shadow"]["analysis"]
+    assert doc["shadow"]["verdict"] == "PROMOTE", analysis
+    assert analysis["shadow"]["invocations"] >= 10 and analysis["shadow"]["errors_5xx"] == 0
+    doc["shadow"] = _run("conclude_shadow_test", doc)
+    assert doc["shadow"]["actions"] == {
+        doc["upload"]["names"]["variant"]: "Promote",
+        first["upload"]["names"]["variant"]: "Remove",
+    }
+    sm = boto3.client("sagemaker")
+    deadline = time.monotonic() + 30
+    while True:
+        described = sm.describe_endpoint(EndpointName=ENV["ENDPOINT_NAME"])
+        variants = [v["VariantName"] for v in described["ProductionVariants"]]
+        if described["EndpointStatus"] == "InService" and variants == [doc["upload"]["names"]["variant"]]:
+            break
+        assert time.monotonic() < deadline, described
+        time.sleep(0.3)
+    _finish(doc, "PROMOTED")
