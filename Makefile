@@ -48,5 +48,11 @@ validate: sam-venv
 build: sam-venv
 	$(SAMVENV)/bin/sam build --template template.yaml
 
+# Called by `sam build` (Metadata BuildMethod: makefile, BuildInSource) once per function: every function
+# ships the one importable `functions` package (handlers are functions.handlers.<step>.handler).
+build-%Function:
+	mkdir -p "$(ARTIFACTS_DIR)"
+	tar -c --exclude=__pycache__ --exclude=tests --exclude='*.pyc' functions | tar -x -C "$(ARTIFACTS_DIR)"
+
 clean:
 	rm -rf .aws-sam .guardrail .pytest_cache
