@@ -96,7 +96,7 @@ def test_shadow_test_promotes_a_better_model(run, target):
     assert endpoint_view(target.client("sagemaker"), target.endpoint_name).shadow == []
 
 
-def test_shadow_test_rejects_an_erroring_model(run, target):
+def test_shadow_test_rejects_a_slow_model(run, target):
     r = run("shadow-reject")
     assert r.problems == []
     assert in_order(r.path, ["StartShadowTest", "CheckShadowTest", "ConcludeShadowTest", "ShadowRejected", "Notify"])
