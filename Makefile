@@ -48,7 +48,7 @@ validate: sam-venv
 build: sam-venv
 	$(SAMVENV)/bin/sam build --template template.yaml
 
-# Called by `sam build` (Metadata BuildMethod: makefile, BuildInSource) once per function: every function
+# Called by `sam build --build-in-source` (Metadata BuildMethod: makefile) once per function: every function
 # ships the one importable `functions` package (handlers are functions.handlers.<step>.handler).
 build-%Function:
 	mkdir -p "$(ARTIFACTS_DIR)"
