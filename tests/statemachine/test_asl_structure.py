@@ -67,7 +67,7 @@ def test_every_path_ends_through_release_lock():
 def test_lambda_tasks_retry_service_errors_and_catch_everything():
     for name, state in lambda_tasks().items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
-        assert LAMBDA_ERRORS <= retried, name
+        assert retried >= LAMBDA_ERRORS, name
         for retry in state["Retry"]:
             assert retry["MaxAttempts"] >= 1 and retry["BackoffRate"] >= 1, name
         catches = state["Catch"]

@@ -26,11 +26,31 @@ PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 FUNCTIONS = {lid: r for lid, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
 STATE_MACHINE = RESOURCES["GuardrailStateMachine"]["Properties"]
 
-CONTRACT_PARAMETERS = """EndpointName ModelPrefix NotificationEmail DefaultStrategy CanaryPercent LinearStepPercent
-WaitIntervalSeconds TerminationWaitSeconds MaxExecutionTimeoutSeconds PostDeploymentWatchSeconds PollIntervalSeconds
-MaxPollAttempts ShadowDurationSeconds ShadowSamplingPercent AlarmPeriodSeconds AlarmEvaluationPeriods
-ErrorRateThreshold LatencyThresholdMicros MinAuc MaxDisparateImpactDeviation ServingImage InstanceType
-InstanceCount""".split()
+CONTRACT_PARAMETERS = [
+    "EndpointName",
+    "ModelPrefix",
+    "NotificationEmail",
+    "DefaultStrategy",
+    "CanaryPercent",
+    "LinearStepPercent",
+    "WaitIntervalSeconds",
+    "TerminationWaitSeconds",
+    "MaxExecutionTimeoutSeconds",
+    "PostDeploymentWatchSeconds",
+    "PollIntervalSeconds",
+    "MaxPollAttempts",
+    "ShadowDurationSeconds",
+    "ShadowSamplingPercent",
+    "AlarmPeriodSeconds",
+    "AlarmEvaluationPeriods",
+    "ErrorRateThreshold",
+    "LatencyThresholdMicros",
+    "MinAuc",
+    "MaxDisparateImpactDeviation",
+    "ServingImage",
+    "InstanceType",
+    "InstanceCount",
+]
 # Actions that have no resource-level permissions in IAM, so "*" is the only possible resource.
 RESOURCE_STAR_ALLOWED = {
     "ecr:GetAuthorizationToken",
