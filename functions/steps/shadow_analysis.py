@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 from functions.adapters import cloudwatch
 from functions.config import Settings
@@ -26,7 +27,7 @@ def _period(start: datetime, end: datetime) -> int:
 def variant_stats(endpoint: str, variant: str, start: datetime, end: datetime) -> VariantStats:
     """Aggregate a variant's metrics over [start, end) (series with dimensions EndpointName, VariantName)."""
     dims = {"EndpointName": endpoint, "VariantName": variant}
-    window = {
+    window: dict[str, Any] = {
         "namespace": NAMESPACE,
         "dimensions": dims,
         "start": start,
@@ -57,7 +58,7 @@ def variant_stats(endpoint: str, variant: str, start: datetime, end: datetime) -
 _percentiles = {"supported": True}  # False after the first failure: moto, for one, cannot compute percentiles
 
 
-def _p99(window: dict) -> list[float]:
+def _p99(window: dict[str, Any]) -> list[float]:
     if not _percentiles["supported"]:
         return []
     try:

@@ -103,3 +103,37 @@ def test_notify_input_never_fails() -> None:
         {"Error": "InvalidTrigger", "Cause": '{"errorMessage": "bad key", "errorType": "X"}'}
     )
     assert (error.error, error.message) == ("InvalidTrigger", "bad key")
+
+
+@pytest.mark.parametrize("step", sorted(STATE_MODELS))
+def test_every_step_has_a_thin_handler(step: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"functions.handlers.{step}")
+    assert callable(module.handler)
+    assert module.__doc__  # says what the step writes
+
+
+def test_handler_import_fails_fast_without_its_resources(monkeypatch) -> None:
+    import importlib
+    import sys
+
+    from functions.config import ConfigurationError, reset_settings
+
+    monkeypatch.delenv("TOPIC_ARN")
+    reset_settings()
+    monkeypatch.delitem(sys.modules, "functions.handlers.notify", raising=False)
+    with pytest.raises(ConfigurationError, match="TOPIC_ARN"):
+        importlib.import_module("functions.handlers.notify")
+    monkeypatch.delitem(sys.modules, "functions.handlers.notify", raising=False)
+
+
+def test_document_wrapping_and_execution_name() -> None:
+    from functions.handlers._runtime import execution_name, unwrap
+
+    doc = unwrap({"document": {"upload": {}}, "execution": {"Name": "run-1"}})
+    assert doc == {"upload": {}, "execution": {"Name": "run-1"}} and execution_name(doc) == "run-1"
+    assert execution_name({"execution": "arn:aws:states:us-east-1:1:execution:sm:run-2"}) == "run-2"
+    assert execution_name({}) is None
+    with pytest.raises(errors.InvalidInput):
+        unwrap("text")
