@@ -73,7 +73,7 @@ class AlarmEvaluator:
         self._told: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.transitions: list[Transition] = []  # everything this evaluator changed, oldest first
+        self.transitions: list[Transition] = []  # what this evaluator changed, oldest first (last 1000)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> AlarmEvaluator:
@@ -122,7 +122,16 @@ class AlarmEvaluator:
         t = time.time() if now is None else (now.timestamp() if isinstance(now, datetime) else float(now))
         refreshed: set[int] = set()
         made: list[Transition] = []
-        for raw in self._alarms():
+        raws = self._alarms()
+        # keep indexed datapoints as long as the longest evaluation range needs them (at least 10 min)
+        self._index.retention = max(
+            [600.0]
+            + [
+                float(a.get("Period") or 60) * (a.get("EvaluationPeriods", 1) + EXTRA_RANGE_PERIODS + 1)
+                for a in raws
+            ]
+        )
+        for raw in raws:
             try:
                 alarm = AlarmDefinition.model_validate(raw)
             except ValidationError as exc:
@@ -142,7 +151,7 @@ class AlarmEvaluator:
                 continue
             if transition:
                 made.append(transition)
-        self.transitions.extend(made)
+        self.transitions = (self.transitions + made)[-1000:]
         return made
 
     def _range(self, alarm: AlarmDefinition, t: float, backend: Any) -> list[tuple[float, Datapoint | None]]:

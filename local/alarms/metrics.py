@@ -59,7 +59,7 @@ class _Series:
 class BackendMetricIndex:
     """Incremental index over `moto.cloudwatch.models.cloudwatch_backends[account][region].metric_data`."""
 
-    def __init__(self, retention_seconds: float = 3 * 3600) -> None:
+    def __init__(self, retention_seconds: float = 600.0) -> None:
         self.retention = retention_seconds
         self._lock = threading.Lock()
         self._backend: Any = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -67,6 +67,16 @@ def test_transitions_are_recorded_in_alarm_history_with_reasons(cw, evaluator, u
         "Threshold Crossed: no datapoints were received for 1 period and 1 missing datapoint was treated as "
         "[NonBreaching]."
     )
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert cw.describe_alarm_history(AlarmName=name, StartDate=later)["AlarmHistoryItems"] == []
+    first_page = cw.describe_alarm_history(AlarmName=name, HistoryItemType="StateUpdate", MaxRecords=2)
+    assert len(first_page["AlarmHistoryItems"]) == 2 and first_page["NextToken"]
+    rest = cw.describe_alarm_history(
+        AlarmName=name, HistoryItemType="StateUpdate", NextToken=first_page["NextToken"]
+    )
+    assert [i["HistorySummary"] for i in rest["AlarmHistoryItems"]] == [
+        "Alarm updated from INSUFFICIENT_DATA to OK"
+    ]
     created = cw.describe_alarm_history(AlarmName=name, HistoryItemType="ConfigurationUpdate")
     assert created["AlarmHistoryItems"][0]["HistorySummary"] == f'Alarm "{name}" created'
 
