@@ -130,6 +130,16 @@ def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
     )
 
 
+def settle(sm: Any, endpoint: str, timeout: float = 30.0) -> EndpointView:
+    """The endpoint once it is no longer Creating/Updating (or after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    view = endpoint_view(sm, endpoint)
+    while view.status in ("Creating", "Updating", "SystemUpdating", "RollingBack") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        view = endpoint_view(sm, endpoint)
+    return view
+
+
 def alarm_states(cw: Any, endpoint: str) -> dict[str, str]:
     """State of every alarm that watches the endpoint."""
     states: dict[str, str] = {}
@@ -405,7 +415,11 @@ def run_scenario(
         with contextlib.suppress(TimeoutError):
             alert = alerts.wait_for(lambda a: (a.payload or {}).get("execution") == execution_name, timeout=15)
             result.alert_subject, result.alert_outcome = alert.subject, alert.outcome
-    result.endpoint_config_after = endpoint_view(sm, target.endpoint_name).config
+    # A promotion's endpoint update may still be finishing when the execution ends: let it settle first.
+    after = settle(sm, target.endpoint_name)
+    result.endpoint_config_after = after.config
+    if after.status not in (None, "InService"):
+        result.problems.append(f"endpoint {after.status} 30 s after the execution ended")
     if scenario.serves_after:
         result.serving_after = Traffic(target, data, rps=50, count=probe_requests).run().counts()[0]
     result.problems += check(result, scenario, doc)
