@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
 from local.alarms.definition import AlarmDefinition
@@ -119,6 +120,8 @@ class AlarmEvaluator:
 
     def evaluate_once(self, now: float | datetime | None = None) -> list[Transition]:
         """Evaluate every metric alarm once; returns the transitions made."""
+        if isinstance(now, datetime) and now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)  # CloudWatch time is UTC
         t = time.time() if now is None else (now.timestamp() if isinstance(now, datetime) else float(now))
         refreshed: set[int] = set()
         made: list[Transition] = []
@@ -148,6 +151,9 @@ class AlarmEvaluator:
                 transition = self._evaluate(alarm, t, backend)
             except NotImplementedError as exc:
                 self._tell_once(alarm.name, str(exc))
+                continue
+            except ClientError as exc:  # e.g. deleted between DescribeAlarms and SetAlarmState
+                log.warning("alarm %s: %s", alarm.name, exc)
                 continue
             if transition:
                 made.append(transition)

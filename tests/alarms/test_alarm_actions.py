@@ -163,3 +163,16 @@ def test_background_loop_trips_on_live_metrics(cw, moto_url, uid):
 def test_interval_must_be_positive(moto_url):
     with pytest.raises(ValueError, match="interval"):
         AlarmEvaluator(aws_endpoint_url=moto_url, interval=0)
+
+
+def test_an_alarm_deleted_mid_tick_does_not_stop_the_others(cw, evaluator, uid, monkeypatch):
+    metric, d = f"{uid}-m", dims(uid)
+    put(cw, metric, d, [(1, 1.0)])
+    alarm(cw, f"{uid}-gone", metric, d)
+    alarm(cw, f"{uid}-kept", metric, d)
+    stale = evaluator._alarms()  # what DescribeAlarms said just before the delete
+    cw.delete_alarms(AlarmNames=[f"{uid}-gone"])
+    monkeypatch.setattr(evaluator, "_alarms", lambda: stale)
+    made = evaluator.evaluate_once(now=T0_EPOCH + 10)
+    assert [t.alarm_name for t in made if t.alarm_name.startswith(uid)] == [f"{uid}-kept"]
+    assert state(cw, f"{uid}-kept") == "ALARM"

@@ -25,11 +25,9 @@ def _ubj(booster: xgb.Booster) -> bytes:
 
 @pytest.fixture(scope="session")
 def artifacts() -> dict[str, bytes]:
-    v1 = train(1)
     return {
-        "v1": tarball({"xgboost-model": _ubj(v1)}),
+        "v1": tarball({"xgboost-model": _ubj(train(1))}),
         "v3": tarball({"xgboost-model": _ubj(train(3))}),
-        "slow": tarball({"xgboost-model": _ubj(slowed(v1))}),
         # the container cannot load this: 5XX "Unable to load model" on every request, as in AWS's sample
         "incompatible": tarball({"xgboost-model": b"model saved by an incompatible framework version\n"}),
     }
@@ -54,6 +52,15 @@ def s3(moto_url: str, artifacts: dict[str, bytes]) -> Any:
     for name, data in artifacts.items():
         client.put_object(Bucket=BUCKET, Key=f"models/{name}/model.tar.gz", Body=data)
     return client
+
+
+@pytest.fixture(scope="session")
+def slow_artifact(s3: Any) -> str:
+    """v1's answers, ~10 ms a row (a few seconds to build, so only the tests that need it pay)."""
+    s3.put_object(
+        Bucket=BUCKET, Key="models/slow/model.tar.gz", Body=tarball({"xgboost-model": _ubj(slowed(train(1)))})
+    )
+    return "slow"
 
 
 @pytest.fixture(scope="session")

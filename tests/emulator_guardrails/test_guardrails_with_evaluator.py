@@ -157,7 +157,7 @@ def state_updates(cw, alarm: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("kind", ["canary", "linear"])
 def test_guardrails_roll_back_bad_models_and_complete_a_good_one(
-    kind, sm, cloudwatch, emulator, evaluator, holdout, names
+    kind, sm, cloudwatch, emulator, evaluator, holdout, names, slow_artifact
 ):
     endpoint = names("ep")
     models = {k: names(f"m-{k}") for k in ("v1", "incompatible", "v3", "slow")}
