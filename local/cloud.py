@@ -60,6 +60,7 @@ class LocalCloud:
         parameter_overrides: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         alarm_interval: float = 1.0,
+        prewarm: bool = True,
     ) -> None:
         self.moto_port, self.sagemaker_port = moto_port, sagemaker_port
         self.region, self.host = region, host
@@ -69,6 +70,7 @@ class LocalCloud:
         self.config_env = config_env
         self.parameter_overrides = parameter_overrides or {}
         self.alarm_interval = alarm_interval
+        self.prewarm = prewarm  # start a warm Lambda worker per function after deploying
         self.deployment: Any = None  # local.deployer.Deployment once deployed
         self.alert_queue_url: str | None = None
         self.runtime: Any = None
@@ -156,6 +158,8 @@ class LocalCloud:
         )
         if self.deployment.topics:
             self.alert_queue_url = ensure_alert_queue(self.env, self.deployment.topics)
+        if self.prewarm:
+            self.runtime.prewarm(list(self.deployment.functions.values()))
         log.info("deployed %s in %.1f s", self.deployment.stack_name, time.monotonic() - started)
         return self.deployment
 

@@ -182,6 +182,7 @@ class LambdaRuntime:
         self._lock = threading.Lock()
         self._lambda_client: Any = None
         self._unhooks: list[Callable[[], None]] = []
+        self._stopped = False
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -315,7 +316,7 @@ class LambdaRuntime:
     def _checkin(self, worker: _Worker, keep: bool) -> None:
         with self._lock:
             self._busy.discard(worker)
-            if keep and worker.init_error is None and worker.alive():
+            if keep and not self._stopped and worker.init_error is None and worker.alive():
                 self._idle.setdefault(worker.config.key(), []).append(worker)
                 return
         worker.kill()
@@ -325,16 +326,39 @@ class LambdaRuntime:
             workers = [w for pool in self._idle.values() for w in pool] + list(self._busy)
         return [w.proc.pid for w in workers if w.alive()]
 
+    def prewarm(self, functions: list[str]) -> threading.Thread:
+        """Start one warm worker per function, one after the other, in the background (like provisioned
+        concurrency): the first execution then skips the cold starts."""
+
+        def run() -> None:
+            for function in functions:
+                if self._stopped:
+                    return
+                try:
+                    worker = self._checkout(self._describe(function))
+                except Exception:
+                    log.warning("could not prewarm %s", function, exc_info=True)
+                    continue
+                self._checkin(worker, keep=True)
+
+        thread = threading.Thread(target=run, name="lambda-prewarm", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self) -> None:
+        self._stopped = True  # invocations still in flight kill their worker when they finish
         for unhook in self._unhooks:
             unhook()
         self._unhooks.clear()
         with self._lock:
-            workers = [w for pool in self._idle.values() for w in pool] + list(self._busy)
+            idle = [w for pool in self._idle.values() for w in pool]
+            busy = list(self._busy)
             self._idle.clear()
-            self._busy.clear()
-        for worker in workers:
+        for worker in idle:
             worker.kill()
+        for worker in busy:  # its invocation sees the exit and cleans up (pipes, log) when it checks in
+            if worker.alive():
+                worker.proc.kill()
 
     # -- the two doors ---------------------------------------------------------------------------
 

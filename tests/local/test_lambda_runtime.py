@@ -239,3 +239,22 @@ def test_a_fault_of_the_runtime_is_lambdas_service_exception(tmp_path):
     finally:
         rt.stop()
         boto3.DEFAULT_SESSION = saved
+
+
+def test_prewarm_starts_one_warm_worker_per_function(runtime):
+    runtime.prewarm(["echo", "fail", "broken-init"]).join(timeout=30)
+    pids = runtime.worker_pids()
+    assert len(pids) == 2  # a failing init is not kept
+    assert payload(runtime.invoke("echo", b"{}"))["pid"] in pids
+
+
+def test_an_invocation_finishing_after_stop_does_not_keep_its_worker(runtime):
+    results = []
+    thread = threading.Thread(target=lambda: results.append(runtime.invoke("slow", b'{"seconds": 1}')))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not runtime.worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runtime.stop()
+    thread.join()
+    assert runtime.worker_pids() == []
