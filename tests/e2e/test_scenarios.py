@@ -131,4 +131,5 @@ def test_bad_input_fails_clearly_and_leaves_the_endpoint_alone(run, target, key,
     assert r.actual == "FAILED" and r.error == error and r.cause
     assert in_order(r.path, ["ParseUpload", "Failed", "Notify", "ReleaseLock", "Finish", "ExecutionFailed"])
     assert target.client("stepfunctions").describe_execution(executionArn=r.execution_arn)["status"] == "FAILED"
-    assert r.endpoint_config_after == r.endpoint_config_before == config("v5")
+    # (after a promotion the endpoint runs on a config SageMaker made for the experiment)
+    assert r.endpoint_config_after == r.endpoint_config_before is not None
