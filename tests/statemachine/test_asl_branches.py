@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import sfn_steps as s
 from sfn_harness import Execution, run
-
-pytestmark = pytest.mark.xdist_group("statemachine")
 
 
 def execute(script: dict, **kwargs) -> Execution:
