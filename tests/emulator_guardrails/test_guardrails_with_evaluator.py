@@ -104,7 +104,7 @@ def deployment_config(kind: str, alarms: tuple[str, str]) -> dict[str, Any]:
 
 def update_under_traffic(
     sm, emulator, holdout, endpoint: str, config: str, dc: dict[str, Any], timeout: float = 90
-) -> tuple[dict[str, Any], TrafficResult, set[str]]:
+) -> tuple[dict[str, Any], TrafficResult, set[str], float]:
     """UpdateEndpoint while replaying traffic; poll DescribeEndpoint until the update is over."""
     traffic = TrafficReplayer(
         TrafficConfig(endpoint_name=endpoint, rate=RATE, duration=timeout),
@@ -116,7 +116,8 @@ def update_under_traffic(
     with traffic:
         time.sleep(1.0)  # steady load before the update, as in the sample
         sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config, DeploymentConfig=dc)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             desc = sm.describe_endpoint(EndpointName=endpoint)
             pending = desc.get("PendingDeploymentSummary", {})
@@ -126,9 +127,15 @@ def update_under_traffic(
             if desc["EndpointStatus"] != "Updating":
                 break
             time.sleep(0.2)
+        took = time.monotonic() - started
         time.sleep(1.0)  # a little traffic after the update ends
         traffic.stop()
-    return desc, traffic.wait(), seen
+    result = traffic.wait()
+    print(
+        f"UpdateEndpoint -> {desc['EndpointStatus']} on {desc['EndpointConfigName']} in {took:.1f} s, "
+        f"{result.summary.errors} of {result.summary.sent} requests failed"
+    )
+    return desc, result, seen, took
 
 
 def invocations(cw, endpoint: str, config: str) -> float:
@@ -170,9 +177,10 @@ def test_guardrails_roll_back_bad_models_and_complete_a_good_one(
 
     # 1. the incompatible model: its requests fail (500), the 5XX alarm trips, SageMaker rolls back
     alarms = guardrail_alarms(cloudwatch, endpoint, configs["incompatible"])
-    desc, traffic, seen = update_under_traffic(
+    desc, traffic, seen, took = update_under_traffic(
         sm, emulator, holdout, endpoint, configs["incompatible"], deployment_config(kind, alarms)
     )
+    assert took < 6  # caught during the first bake, before the bad fleet takes more traffic
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == configs["v1"]
     assert desc["FailureReason"] == ROLLBACK.format(alarms[0])
@@ -186,9 +194,10 @@ def test_guardrails_roll_back_bad_models_and_complete_a_good_one(
 
     # 2. the slow model: valid answers, but ModelLatency trips the latency alarm
     alarms = guardrail_alarms(cloudwatch, endpoint, configs["slow"])
-    desc, traffic, _ = update_under_traffic(
+    desc, traffic, _, took = update_under_traffic(
         sm, emulator, holdout, endpoint, configs["slow"], deployment_config(kind, alarms)
     )
+    assert took < 6
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == configs["v1"]
     assert desc["FailureReason"] == ROLLBACK.format(alarms[1])
@@ -198,9 +207,10 @@ def test_guardrails_roll_back_bad_models_and_complete_a_good_one(
 
     # 3. a good model under steady load: the update completes and not one request fails
     alarms = guardrail_alarms(cloudwatch, endpoint, configs["v3"])
-    desc, traffic, seen = update_under_traffic(
+    desc, traffic, seen, took = update_under_traffic(
         sm, emulator, holdout, endpoint, configs["v3"], deployment_config(kind, alarms)
     )
+    assert took >= 6 * (1 if kind == "canary" else 2) + 2  # every bake ran to its end
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == configs["v3"]
     assert "Baking" in seen
