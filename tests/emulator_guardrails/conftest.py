@@ -72,8 +72,10 @@ def emulator(moto_url: str, s3: Any) -> Iterator[EmulatorServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def evaluator(moto_url: str) -> Iterator[AlarmEvaluator]:
+    """Running only while a module that asks for it runs: moto's state is process-wide, and other areas'
+    tests in this worker set alarm states by hand."""
     with AlarmEvaluator(aws_endpoint_url=moto_url, region=REGION, interval=0.5) as running:
         yield running
 
