@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sfn_steps as s
 from sfn_harness import Execution, run
 
@@ -180,13 +181,14 @@ def test_bad_trigger_fails_before_the_lock_and_still_releases_it():
     assert "upload" not in result.fakes.calls_to("ReleaseLock")[0]
 
 
-def test_deployment_failed_status_fails_with_reason():
+@pytest.mark.parametrize("reason", ["CannotStartContainerError", None])
+def test_deployment_failed_status_fails_with_reason(reason):
     script = s.base_script()
-    script["CheckDeployment"] = s.deployment("FAILED", attempts=1, failure_reason="CannotStartContainerError")
+    script["CheckDeployment"] = s.deployment("FAILED", attempts=1, failure_reason=reason)
     result = execute(script)
     assert_ended(result, "FAILED", status="FAILED")
     assert result.error == "DeploymentFailed"
-    assert "CannotStartContainerError" in result.cause
+    assert result.cause == f"Endpoint {s.ENDPOINT} is Failed: {reason or 'null'}"
 
 
 def test_deployment_polling_is_bounded():
