@@ -202,11 +202,11 @@ def decide(
     total = len(evaluated) + fills
     if n_breach >= m:
         state = "ALARM"
-        counted, listed, verb = n_breach, breaching, phrase
+        listed, verb = breaching, phrase
         minimum = m
     elif good or n_good:
         state = "OK"
-        counted, listed, verb = n_good, good, f"not {phrase}"
+        listed, verb = good, f"not {phrase}"
         minimum = n - m + 1
     else:  # only breaching real datapoints, fewer than M, and missing/ignore: cannot decide
         if treat == "ignore":
@@ -218,10 +218,12 @@ def decide(
         return Outcome("INSUFFICIENT_DATA", reason, data)
     if state == current:
         return Outcome(state, "", data)
+    counted = len(listed)  # real datapoints; filled ones are named after them
     was = "was" if counted == 1 else "were"
-    reason = (
-        f"Threshold Crossed: {counted} out of the last {total} datapoints {_listing(listed)} "
-        f"{was} {verb} the threshold ({threshold}){filled} "
-        f"(minimum {_plural(minimum, 'datapoint')} for {current} -> {state} transition)."
+    crossed = (
+        f"{counted} out of the last {total} datapoints {_listing(listed)} {was} {verb} the threshold ({threshold}){filled}"
+        if listed
+        else f"{filled.removeprefix(' and ')} (threshold {threshold})"
     )
+    reason = f"Threshold Crossed: {crossed} (minimum {_plural(minimum, 'datapoint')} for {current} -> {state} transition)."
     return Outcome(state, reason, data)

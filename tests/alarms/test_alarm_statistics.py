@@ -212,3 +212,38 @@ def T0_DATETIME(seconds: float):
     from alarms_support import at
 
     return at(seconds)
+
+
+def test_reason_names_filled_missing_datapoints():
+    from local.alarms.semantics import Datapoint, decide
+
+    base = {
+        "AlarmName": "a",
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a",
+        "StateValue": "OK",
+        "Namespace": "N",
+        "MetricName": "M",
+        "Statistic": "Maximum",
+        "Period": 60,
+        "EvaluationPeriods": 3,
+        "Threshold": 3.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "breaching",
+    }
+    alarm = AlarmDefinition.model_validate(base)
+    t0 = T0_EPOCH
+    points = [(t0 + 60 * i, None) for i in range(4)] + [(t0 + 240, Datapoint(t0 + 240, 5.0, 1.0))]
+    outcome = decide(alarm, points, "OK", t0 + 300)
+    assert outcome.state == "ALARM"
+    assert outcome.reason == (
+        "Threshold Crossed: 1 out of the last 3 datapoints [5.0 (23/11/26 12:04:00)] was greater than the "
+        "threshold (3.0) and 2 missing datapoints were treated as [Breaching] "
+        "(minimum 3 datapoints for OK -> ALARM transition)."
+    )
+    lenient = AlarmDefinition.model_validate(base | {"TreatMissingData": "notBreaching"})
+    assert decide(lenient, points, "ALARM", t0 + 300).reason == (
+        "Threshold Crossed: 2 missing datapoints were treated as [NonBreaching] (threshold 3.0) "
+        "(minimum 1 datapoint for ALARM -> OK transition)."
+    )
+    ignore = AlarmDefinition.model_validate(base | {"TreatMissingData": "ignore"})
+    assert decide(ignore, [(t0, None)] * 5, "ALARM", t0 + 300).state is None  # no data: state kept
