@@ -30,7 +30,7 @@ demo: venv
 
 test: venv sam-venv
 	$(VENV)/bin/ruff check .
-	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadgroup
+	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadfile  # xdist 3.8 loadgroup is a no-op under pytest 9 (nodeid is read-only)
 
 test-fast: venv
 	$(VENV)/bin/pytest -n 2 -m "not e2e and not browser and not sam"

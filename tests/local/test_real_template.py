@@ -14,7 +14,7 @@ from local.env import client, load_state
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.xdist_group("local-cloud-real"),
+    pytest.mark.xdist_group("local-cloud"),
     pytest.mark.skipif(not DEFAULT_TEMPLATE.exists() or not DEFAULT_SAMCONFIG.exists(), reason="SAM app not there yet"),
 ]
 
