@@ -43,22 +43,32 @@ def _booster_bytes(booster: xgb.Booster) -> bytes:
     return bytes(booster.save_raw("ubj"))
 
 
-def _slowed(booster: xgb.Booster, extra_trees: int) -> xgb.Booster:
-    """The same predictions, but every row walks `extra_trees` more deep trees (all leaves 0): slow and valid."""
-    rng = np.random.default_rng(9)
-    deep = xgb.train({"objective": "binary:logistic", "max_depth": 8, "min_child_weight": 0, "lambda": 0},
-                     xgb.DMatrix(rng.normal(size=(300, N_FEATURES)), label=rng.integers(0, 2, 300)), 1)
-    first = json.loads(deep.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
+def _chain_tree(depth: int, tree_id: int, like: dict[str, Any]) -> dict[str, Any]:
+    """A tree in xgboost's JSON format that every row walks to the bottom (x0 < 3e38 goes left) to a 0 leaf."""
+    n = 2 * depth + 1
+    left, right, parents, cond = [-1] * n, [-1] * n, [0] * n, [0.0] * n
+    for i in range(depth):
+        node = 2 * i
+        left[node] = 2 * i + 2 if i < depth - 1 else 2 * depth
+        right[node] = 2 * i + 1
+        cond[node] = 3.0e38
+        parents[2 * i + 1] = parents[left[node]] = node
+    parents[0] = like["parents"][0]
+    return {**like, "id": tree_id, "base_weights": [0.0] * n, "default_left": [1] * n, "left_children": left,
+            "right_children": right, "parents": parents, "split_conditions": cond, "split_indices": [0] * n,
+            "split_type": [0] * n, "loss_changes": [0.0] * n, "sum_hessian": [1.0] * n,
+            "tree_param": {**like["tree_param"], "num_nodes": str(n)}}
+
+
+def _slowed(booster: xgb.Booster, trees: int = 150, depth: int = 1000) -> xgb.Booster:
+    """The same predictions, but every row also walks `trees` chains of `depth` nodes: a valid, slow model."""
     model = json.loads(booster.save_raw("json"))
     gb = model["learner"]["gradient_booster"]["model"]
     n = len(gb["trees"])
-    leaf = [c == -1 for c in first["left_children"]]
-    zero = {**first, "base_weights": [0.0] * len(leaf),
-            "split_conditions": [0.0 if is_leaf else c for c, is_leaf in zip(first["split_conditions"], leaf, strict=True)]}
-    gb["trees"] += [{**zero, "id": n + i} for i in range(extra_trees)]
-    gb["tree_info"] += [0] * extra_trees
-    gb["gbtree_model_param"]["num_trees"] = str(n + extra_trees)
-    gb["iteration_indptr"][-1] = n + extra_trees
+    gb["trees"] += [_chain_tree(depth, n + i, gb["trees"][0]) for i in range(trees)]
+    gb["tree_info"] += [0] * trees
+    gb["gbtree_model_param"]["num_trees"] = str(n + trees)
+    gb["iteration_indptr"][-1] = n + trees
     slow = xgb.Booster()
     slow.load_model(bytearray(json.dumps(model).encode()))
     return slow
@@ -67,7 +77,7 @@ def _slowed(booster: xgb.Booster, extra_trees: int) -> xgb.Booster:
 @pytest.fixture(scope="session")
 def boosters() -> dict[str, xgb.Booster]:
     v1 = _train(20, 3, 1)
-    return {"v1": v1, "v2": _train(20, 3, 2), "slow": _slowed(v1, 4_000)}
+    return {"v1": v1, "v2": _train(20, 3, 2), "slow": _slowed(v1)}
 
 
 @pytest.fixture(scope="session")

@@ -44,17 +44,19 @@ def row(seed: int = 0) -> str:
     return ",".join(f"{v:.6f}" for v in values)
 
 
-def metric_stats(cw: Any, metric: str, endpoint: str, variant: str, config: str,
-                 stats: tuple[str, ...] = ("Sum", "SampleCount")) -> dict[str, float]:
-    """Totals over the last minutes for one fleet. Queried with all three dimensions: moto matches a query's
-    dimensions as a subset (CloudWatch matches them exactly), so a two-dimension query would also count the
-    three-dimension copies."""
+def metric_stats(cw: Any, metric: str, endpoint: str, variant: str, config: str) -> dict[str, float]:
+    """Sum, SampleCount, Minimum, Maximum, Average over the last minutes for one fleet. Queried with all three
+    dimensions: moto matches a query's dimensions as a subset (CloudWatch matches them exactly), so a
+    two-dimension query would also count the three-dimension copies."""
     from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC)
     points = cw.get_metric_statistics(
         Namespace="AWS/SageMaker", MetricName=metric, StartTime=now - timedelta(minutes=10),
-        EndTime=now + timedelta(minutes=1), Period=60, Statistics=list(stats),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=["Sum", "SampleCount", "Minimum", "Maximum"],
         Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant},
                     {"Name": "EndpointConfigName", "Value": config}])["Datapoints"]
-    return {s: sum(p[s] for p in points) for s in stats}
+    total, count = sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
+    return {"Sum": total, "SampleCount": count, "Average": total / count if count else 0.0,
+            "Minimum": min((p["Minimum"] for p in points), default=0.0),
+            "Maximum": max((p["Maximum"] for p in points), default=0.0)}

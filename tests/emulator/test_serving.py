@@ -62,11 +62,12 @@ def test_slow_model_is_slower_in_model_latency(smr, cloudwatch, endpoints):
         for i in range(30):
             smr.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row(i))["Body"].read()
     time.sleep(1.2)
-    fast = metric_stats(cloudwatch, "ModelLatency", endpoints["v1"], "AllTraffic", endpoints["v1"], ("Average", "SampleCount"))
-    slow = metric_stats(cloudwatch, "ModelLatency", endpoints["slow"], "AllTraffic", endpoints["slow"], ("Average", "SampleCount"))
+    fast = metric_stats(cloudwatch, "ModelLatency", endpoints["v1"], "AllTraffic", endpoints["v1"])
+    slow = metric_stats(cloudwatch, "ModelLatency", endpoints["slow"], "AllTraffic", endpoints["slow"])
     assert fast["SampleCount"] >= 30 and slow["SampleCount"] >= 30
-    assert slow["Average"] > 2 * fast["Average"] > 0
-    overhead = metric_stats(cloudwatch, "OverheadLatency", endpoints["v1"], "AllTraffic", endpoints["v1"], ("Average",))
+    # minimum: the least disturbed by whatever else the machine runs
+    assert slow["Minimum"] > 3 * fast["Minimum"] > 0
+    overhead = metric_stats(cloudwatch, "OverheadLatency", endpoints["v1"], "AllTraffic", endpoints["v1"])
     assert 0 < overhead["Average"] < 50_000  # microseconds
 
 
