@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -156,6 +157,13 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._conns_lock:
             self._conns.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):  # a client went away (or stop() closed its connection)
+            log.debug("connection from %s closed: %s", client_address, exc)
+        else:
+            log.exception("error serving %s", client_address)
 
     def close_connections(self) -> None:
         """Idle keep-alive connections would otherwise hold their threads forever."""
