@@ -7,10 +7,11 @@ SUCCEEDED | ROLLED_BACK | FAILED; the state machine bounds the polls). Once the 
 
 from __future__ import annotations
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
 from functions.config import load_settings
-from functions.handlers._runtime import step_handler
+from functions.handlers._runtime import metrics, step_handler
 from functions.models import CheckDeploymentInput, DeploymentStatus
 from functions.steps.check_deployment import check_deployment, watch_deployment
 
@@ -19,8 +20,14 @@ load_settings()
 
 def _run(doc: CheckDeploymentInput) -> BaseModel:
     if doc.deployment.status is DeploymentStatus.SUCCEEDED:
-        return watch_deployment(doc.deployment, doc.alarms)
-    return check_deployment(doc.deployment, doc.alarms)
+        watch = watch_deployment(doc.deployment, doc.alarms)
+        if watch.alarm:
+            metrics.add_metric(name="PostDeploymentAlarms", unit=MetricUnit.Count, value=1)
+        return watch
+    result = check_deployment(doc.deployment, doc.alarms)
+    if result.status is DeploymentStatus.ROLLED_BACK:
+        metrics.add_metric(name="AutoRollbacks", unit=MetricUnit.Count, value=1)
+    return result
 
 
 handler = step_handler("check_deployment", CheckDeploymentInput, _run)
