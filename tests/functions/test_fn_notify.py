@@ -129,3 +129,16 @@ def test_publish_failure_raises(aws) -> None:
     # The topic does not exist: the error surfaces (the state machine falls back to a direct SNS publish).
     with pytest.raises(errors.AwsServiceError):
         _notify(load_state("notify"))
+
+
+def test_emits_outcome_metric_and_correlated_logs(inbox, capsys) -> None:
+    _notify(load_state("notify"))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emf = [line for line in lines if "_aws" in line]
+    assert emf, "no CloudWatch EMF metrics printed"
+    directive = emf[-1]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "Guardrail"
+    assert {m["Name"] for m in directive["Metrics"]} == {"StepSucceeded", "Outcomes"}
+    assert emf[-1]["Outcome"] == "DEPLOYED" and emf[-1]["Step"] == "notify"
+    logs = [line for line in lines if line.get("message") == "step done"]
+    assert logs and logs[-1]["correlation_id"] == "example-execution-0001" and logs[-1]["step"] == "notify"
