@@ -159,7 +159,7 @@ class ExperimentOps:
 
     def stop(self, p: dict[str, Any]) -> dict[str, Any]:
         exp = self._get(p["Name"])
-        if exp.status not in ("Created", "Running"):
+        if exp.status not in ("Created", "Starting", "Running"):
             raise ConflictException(f"Inference experiment {exp.name} is {exp.status}; it cannot be stopped.")
         source = exp.spec["ShadowModeConfig"]["SourceModelVariantName"]
         shadow = exp.shadow_config["ShadowModelVariantName"]
@@ -232,7 +232,8 @@ class ExperimentOps:
         ep.experiment = exp
         ep.status, ep.modified = "InService", now()
         exp.variant_status[shadow.name] = "InService"
-        exp.set("Running")
+        if exp.stop_request is None:  # a stop that came in while starting keeps its Stopping status
+            exp.set("Running")
         return True
 
     def _conclude(self, exp: Experiment, request: dict[str, Any] | None) -> None:
