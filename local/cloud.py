@@ -213,8 +213,9 @@ class LocalCloud:
 
     # -- guardrail up / down ---------------------------------------------------------------------
 
-    def foreground(self, on_ready: Any = None) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly. `on_ready(cloud)` is called once started."""
+    def foreground(self, on_ready: Any = None, parent_pid: int | None = None) -> None:
+        """Run until SIGTERM or SIGINT (or, with `parent_pid`, until that parent is gone), then stop
+        cleanly. `on_ready(cloud)` is called once started."""
         stopping = threading.Event()
 
         def request_stop(signum: int, _frame: Any) -> None:
@@ -227,7 +228,9 @@ class LocalCloud:
             if on_ready is not None:
                 on_ready(self)
             while not stopping.wait(0.5):
-                pass
+                if parent_pid is not None and os.getppid() != parent_pid:
+                    log.info("parent %s is gone: stopping", parent_pid)  # e.g. a killed test run
+                    break
         finally:
             self.stop()
             for sig, handler in previous.items():
@@ -272,6 +275,7 @@ class LocalCloud:
         workdir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "local.cloud", "up", "--workdir", str(workdir), "--moto-port", "0",
                    "--sagemaker-port", "0", "--region", region, "--config-env", config_env]
+        command += ["--parent-pid", str(os.getpid())]
         command += ["--template", str(Path(template).resolve())] if template else ["--no-template"]
         if samconfig:
             command += ["--samconfig", str(Path(samconfig).resolve())]
@@ -361,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--samconfig", default=str(DEFAULT_SAMCONFIG))
     up.add_argument("--config-env", default="local")
     up.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
+    up.add_argument("--parent-pid", type=int, help="stop when this process is gone (LocalCloud.spawn)")
     down = sub.add_parser("down", help="stop the local cloud of a workdir")
     down.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     args = parser.parse_args(argv)
@@ -381,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         parameter_overrides=overrides,
     )
     cloud.foreground(on_ready=lambda c: print(f"local cloud ready: {c.env['AWS_ENDPOINT_URL']} "
-                                              f"{c.env['AWS_ENDPOINT_URL_SAGEMAKER']}", flush=True))
+                                              f"{c.env['AWS_ENDPOINT_URL_SAGEMAKER']}", flush=True),
+                     parent_pid=args.parent_pid)
     return 0
 
 

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -240,3 +242,21 @@ def test_down_stops_the_cloud_and_leaves_no_process_behind(cloud):
     assert not (cloud.workdir / "cloud.json").exists()
     assert LocalCloud.down(cloud.workdir) is False
 
+
+
+def test_a_spawned_cloud_stops_when_its_parent_dies(tmp_path):
+    """A killed test run must not leave a cloud holding ports and CPU."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom local.cloud import LocalCloud\n"
+         f"h = LocalCloud.spawn({str(tmp_path)!r}, template=None)\nprint(h.pid, flush=True)\ntime.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        cloud_pid = int(parent.stdout.readline())
+        assert alive(cloud_pid)
+    finally:
+        parent.kill()
+        parent.wait()
+    wait_until(lambda: not alive(cloud_pid), 30)
+    assert not (tmp_path / "cloud.json").exists()  # it stopped cleanly, not killed
