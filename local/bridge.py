@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -66,7 +67,7 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         rendered = EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
+            event={"ingestion-time": time.time(), **event},  # moto's parser wants it
         )
         return rendered if isinstance(rendered, str) else json.dumps(rendered)
     return json.dumps(event)

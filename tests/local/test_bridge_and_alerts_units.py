@@ -1,0 +1,105 @@
+"""The bridge's event shaping and target input, the template's pattern in moto's matcher, alert parsing."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from moto.events.models import EventPattern
+
+from local.alerts import Alert
+from local.bridge import _MOTO_FIXED_EVENT_ID, normalize_event, target_input
+
+EVENT = {
+    "version": "0",
+    "id": _MOTO_FIXED_EVENT_ID,
+    "detail-type": "Object Created",
+    "source": "aws.s3",
+    "account": "123456789012",
+    "time": 1795435200.25,
+    "region": "us-east-1",
+    "resources": ["arn:aws:s3:::bucket"],
+    "detail": {"bucket": {"name": "bucket"}, "object": {"key": "models/m/v1/model.tar.gz", "size": 3}},
+    "ingestion-time": 1795435200.3,
+}
+
+
+def test_moto_events_get_a_unique_id_and_an_iso_time():
+    first, second = normalize_event(EVENT), normalize_event(EVENT)
+    assert first["id"] != second["id"]
+    uuid.UUID(first["id"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["time"])
+    assert first["time"] == "2026-11-23T12:00:00Z"
+    assert "ingestion-time" not in first
+    assert EVENT["id"] == _MOTO_FIXED_EVENT_ID  # the original is untouched
+    kept = normalize_event(EVENT | {"id": "abc", "time": "2026-01-01T00:00:00Z"})
+    assert (kept["id"], kept["time"]) == ("abc", "2026-01-01T00:00:00Z")
+
+
+def test_target_input_follows_eventbridge():
+    event = normalize_event(EVENT)
+    assert json.loads(target_input({"Arn": "arn:aws:states:::x"}, event)) == event
+    assert target_input({"Input": '{"fixed": true}'}, event) == '{"fixed": true}'
+    assert json.loads(target_input({"InputPath": "$.detail.object"}, event)) == event["detail"]["object"]
+    transformed = target_input(
+        {"InputTransformer": {"InputPathsMap": {"key": "$.detail.object.key"}, "InputTemplate": '{"k": "<key>"}'}}, event
+    )
+    assert json.loads(transformed) == {"k": "models/m/v1/model.tar.gz"}
+    with pytest.raises(ValueError, match="unsupported InputPath"):
+        target_input({"InputPath": "detail"}, event)
+
+
+@pytest.mark.parametrize(
+    ("key", "matches"),
+    [
+        ("models/bank-marketing/v1/model.tar.gz", True),
+        ("models/bank-marketing/v1/evaluation.json", False),
+        ("models/bank-marketing/v1/deployment.json", False),
+        ("data-capture/guardrail-endpoint/x/model.tar.gz", False),
+        ("models/model.tar.gz", False),
+    ],
+)
+def test_the_templates_pattern_in_motos_matcher(key, matches):
+    """The rule pattern of template.yaml, as the bridge relies on moto's own matcher for it."""
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["bucket"]}, "object": {"key": [{"wildcard": "models/*/*/model.tar.gz"}]}},
+    }
+    event = EVENT | {"detail": {"bucket": {"name": "bucket"}, "object": {"key": key}}}
+    assert EventPattern.load(json.dumps(pattern)).matches_event(event) is matches
+
+
+def envelope(message: str, **attributes: str) -> dict:
+    return {
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+        "Subject": "Guardrail: DEPLOYED bank-marketing v2",
+        "Message": message,
+        "Timestamp": "2026-11-23T12:00:00.000Z",
+        "MessageAttributes": {k: {"Type": "String", "Value": v} for k, v in attributes.items()},
+    }
+
+
+def test_alert_from_a_json_body_with_attributes():
+    alert = Alert.from_envelope(envelope('{"outcome": "DEPLOYED", "endpoint": "e", "model": "m", "auc": 0.8}',
+                                         outcome="DEPLOYED", endpoint="guardrail-endpoint", model="bank-marketing"))
+    assert (alert.outcome, alert.endpoint, alert.model) == ("DEPLOYED", "guardrail-endpoint", "bank-marketing")
+    assert alert.payload == {"outcome": "DEPLOYED", "endpoint": "e", "model": "m", "auc": 0.8}
+    assert alert.subject == "Guardrail: DEPLOYED bank-marketing v2"
+    assert alert.attributes["outcome"] == "DEPLOYED"
+
+
+def test_alert_from_text_with_an_embedded_payload_and_no_attributes():
+    body = 'Rolled back: alarm {5xx} fired.\n\nPayload:\n{"outcome": "ROLLED_BACK", "endpoint": "e", "model": "m"}'
+    alert = Alert.from_envelope(envelope(body))
+    assert alert.payload == {"outcome": "ROLLED_BACK", "endpoint": "e", "model": "m"}
+    assert (alert.outcome, alert.endpoint, alert.model) == ("ROLLED_BACK", "e", "m")
+
+
+def test_alert_without_any_json():
+    alert = Alert.from_envelope(envelope("plain text"))
+    assert alert.payload is None and alert.outcome is None
