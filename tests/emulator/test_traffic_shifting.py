@@ -183,3 +183,46 @@ def test_maximum_execution_timeout_rolls_back(emulator, sm, smr, names, monkeypa
     assert desc["EndpointConfigName"] == names("c1")
     assert desc["FailureReason"].startswith("The deployment exceeded the maximum execution timeout of 600 seconds")
     assert smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row())["InvokedProductionVariant"] == "a"
+
+
+def test_alarm_during_the_final_bake_rolls_back_all_at_once(sm, smr, cloudwatch, names):
+    """ALL_AT_ONCE: everything on green, then the termination bake with blue standing: an alarm still rolls back."""
+    create_model(sm, names("m1"), "v1")
+    create_model(sm, names("m2"), "slow")
+    config(sm, names("c1"), [("fast", names("m1"), 1, 1.0)])
+    config(sm, names("c2"), [("slow", names("m2"), 1, 1.0)])
+    sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
+    assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
+    alarm = names("latency")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm, Namespace="AWS/SageMaker", MetricName="ModelLatency", Statistic="Average", Period=10,
+        EvaluationPeriods=1, Threshold=1000, ComparisonOperator="GreaterThanThreshold",
+        Dimensions=[{"Name": "EndpointName", "Value": names("e")}, {"Name": "VariantName", "Value": "slow"},
+                    {"Name": "EndpointConfigName", "Value": names("c2")}])
+    deployment_config = {
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 1},
+                                  "TerminationWaitInSeconds": 60, "MaximumExecutionTimeoutInSeconds": 600},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm}]}}
+    sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c2"), DeploymentConfig=deployment_config)
+    for _ in range(200):
+        pv = sm.describe_endpoint(EndpointName=names("e")).get("PendingDeploymentSummary", {}).get("ProductionVariants")
+        if pv and pv[0].get("VariantStatus", [{}])[0].get("StatusMessage", "").startswith(
+                "Baking for 60 seconds (TerminationWaitInSeconds) with traffic enabled on full capacity of 1"):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("never reached the termination bake")
+    served = Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
+                     ["InvokedProductionVariant"] for i in range(20))
+    assert served == Counter({"slow": 20})
+    time.sleep(1.0)  # metrics flush; then the evaluator's verdict, done by hand here
+    latency = metric_stats(cloudwatch, "ModelLatency", names("e"), "slow", names("c2"))
+    assert latency["SampleCount"] == 20 and latency["Average"] > 1000
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="ModelLatency > 1 ms")
+    desc = wait_status(sm, names("e"), ("InService",), timeout=10)
+    assert desc["EndpointConfigName"] == names("c1")
+    assert desc["FailureReason"] == (
+        f"One or more configured alarm for automatic rollback deployment is in ALARM state: [{alarm}].")
+    served = Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
+                     ["InvokedProductionVariant"] for i in range(20))
+    assert served == Counter({"fast": 20})
