@@ -131,14 +131,20 @@ def test_publish_failure_raises(aws) -> None:
         _notify(load_state("notify"))
 
 
-def test_emits_outcome_metric_and_correlated_logs(inbox, capsys) -> None:
+def test_emits_outcome_metric_and_correlated_logs(inbox, capsys, monkeypatch) -> None:
+    import io
+
+    from functions.handlers._runtime import logger
+
+    log_stream = io.StringIO()  # the Logger's handler keeps the stdout it saw at import: read it directly
+    monkeypatch.setattr(logger.registered_handler, "stream", log_stream)
     _notify(load_state("notify"))
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    emf = [line for line in lines if "_aws" in line]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert emf, "no CloudWatch EMF metrics printed"
     directive = emf[-1]["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "Guardrail"
     assert {m["Name"] for m in directive["Metrics"]} == {"StepSucceeded", "Outcomes"}
     assert emf[-1]["Outcome"] == "DEPLOYED" and emf[-1]["Step"] == "notify"
-    logs = [line for line in lines if line.get("message") == "step done"]
-    assert logs and logs[-1]["correlation_id"] == "example-execution-0001" and logs[-1]["step"] == "notify"
+    logs = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    done = [line for line in logs if line.get("message") == "step done"]
+    assert done and done[-1]["correlation_id"] == "example-execution-0001" and done[-1]["step"] == "notify"
