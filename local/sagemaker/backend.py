@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,7 +115,7 @@ class Endpoint:
 
     def serving_fleet(self) -> Fleet:
         green, share = self.green, self.green_share
-        if green is not None and share > 0 and (share >= 1.0 or _random() < share):
+        if green is not None and share > 0 and (share >= 1.0 or random.random() < share):
             return green
         assert self.blue is not None
         return self.blue
@@ -124,12 +125,6 @@ class Endpoint:
             if fleet is not None and (v := fleet.find(name)) is not None:
                 return v
         return None
-
-
-def _random() -> float:
-    import random
-
-    return random.random()
 
 
 class Backend:
@@ -160,7 +155,7 @@ class Backend:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        from local.sagemaker import experiments, runtime
+        from local.sagemaker import experiments, runtime  # they import this module
 
         self.runtime = runtime.Runtime(self)
         self._ops = {
