@@ -108,7 +108,6 @@ class EventBridgeToStepFunctions:
         self._env = env
         self._sfn: Any = None
         self._lock = threading.Lock()
-        self.started: list[dict[str, str]] = []  # executionArn, rule, event id: for logs and tests
         self._original: Callable[..., None] | None = None
         self._undo_s3: Callable[[], None] = lambda: None
 
@@ -120,8 +119,6 @@ class EventBridgeToStepFunctions:
         response = self._sfn.start_execution(
             stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=target_input(target, event)
         )
-        record = {"executionArn": response["executionArn"], "rule": rule_name, "eventId": event["id"]}
-        self.started.append(record)
         log.info("event %s matched rule %s: started %s", event["id"], rule_name, response["executionArn"])
         return response["executionArn"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,3 @@ def client(service: str, env: dict[str, str] | None = None, **config: Any) -> An
             )
         return session.client(service, endpoint_url=endpoint_for(service, env), config=Config(retries=retries, **config))
 
-
-def apply_to_process(env: dict[str, str]) -> None:
-    """Point this process's SDK at the local cloud (for scripts that use plain `boto3.client`)."""
-    os.environ.update(env)
