@@ -67,7 +67,7 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         rendered = EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event={"ingestion-time": time.time(), **event},  # moto's parser wants it
+            event={"ingestion-time": time.time(), **event},  # type: ignore[typeddict-item]  # moto's parser wants it
         )
         return rendered if isinstance(rendered, str) else json.dumps(rendered)
     return json.dumps(event)
@@ -93,10 +93,10 @@ def _report_eventbridge_configuration() -> Callable[[], None]:
         headers.pop("Content-Length", None)
         return status, headers, ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
-    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
-        S3Response.get_bucket_notification = original  # type: ignore[method-assign]
+        S3Response.get_bucket_notification = original  # type: ignore[method-assign,assignment]
 
     return undo
 
@@ -148,7 +148,7 @@ class EventBridgeToStepFunctions:
                 rest.targets = others
                 original(rest, original_event, transform_input)
 
-        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
         self._original = original
         self._undo_s3 = _report_eventbridge_configuration()
 
@@ -156,6 +156,6 @@ class EventBridgeToStepFunctions:
         from moto.events.models import Rule
 
         if self._original is not None:
-            Rule.send_to_targets = self._original  # type: ignore[method-assign]
+            Rule.send_to_targets = self._original  # type: ignore[method-assign,assignment]
             self._original = None
             self._undo_s3()

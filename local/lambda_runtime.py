@@ -437,9 +437,9 @@ class LambdaRuntime:
             response_headers["Content-Length"] = str(len(result.payload))
             return result.payload
 
-        LambdaBackend.invoke = invoke  # type: ignore[method-assign]
+        LambdaBackend.invoke = invoke  # type: ignore[method-assign,assignment]
 
         def unpatch() -> None:
-            LambdaBackend.invoke = original  # type: ignore[method-assign]
+            LambdaBackend.invoke = original  # type: ignore[method-assign,assignment]
 
         self._unhooks.append(unpatch)
