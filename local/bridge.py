@@ -36,8 +36,9 @@ def normalize_event(event: dict[str, Any]) -> dict[str, Any]:
         event["id"] = str(uuid.uuid4())
     when = event.get("time")
     if isinstance(when, (int, float)) or when in (None, ""):
-        stamp = dt.datetime.fromtimestamp(float(when or dt.datetime.now(dt.UTC).timestamp()), dt.UTC)
-        event["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = dt.datetime.fromtimestamp(float(when or dt.datetime.now(dt.UTC).timestamp()), dt.UTC)
+    if isinstance(when, dt.datetime):
+        event["time"] = when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event.pop("ingestion-time", None)
     return event
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -34,6 +35,8 @@ def test_moto_events_get_a_unique_id_and_an_iso_time():
     assert first["time"] == "2026-11-23T12:00:00Z"
     assert "ingestion-time" not in first
     assert EVENT["id"] == _MOTO_FIXED_EVENT_ID  # the original is untouched
+    aware = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert normalize_event(EVENT | {"time": aware})["time"] == "2026-11-23T12:00:00Z"
     kept = normalize_event(EVENT | {"id": "abc", "time": "2026-01-01T00:00:00Z"})
     assert (kept["id"], kept["time"]) == ("abc", "2026-01-01T00:00:00Z")
 
