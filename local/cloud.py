@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call is noise
     if args.command == "down":
         stopped = LocalCloud.down(args.workdir)
         print("stopped" if stopped else "no local cloud running")
