@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse", action="store_true", help="skip models that exist and whose inputs are unchanged")
     p.add_argument("--with-duration", action="store_true",
                    help="keep Bank Marketing's `duration` (leaks the outcome: benchmarking only)")
+    p.add_argument("--max-rows", type=int, default=None,
+                   help="train on a stratified subsample of this many rows (quick runs)")
     p.add_argument("--region", default="us-east-1", help="region of the serving image URI (default us-east-1)")
     p.add_argument("--upload", metavar="S3_URI", help="upload to S3_URI<name>/<version>/ (e.g. s3://bucket/models/)")
     p.add_argument("--upload-models", nargs="+", default=["xgb-best"], metavar="NAME",
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]error:[/] --upload-models {not_built} are not built by this command")
             return 2
     options = BuildOptions(data=args.data, trials=args.trials, seed=args.seed, with_duration=args.with_duration,
-                           region=args.region)
+                           region=args.region, max_rows=args.max_rows)
     start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
                   TimeElapsedColumn(), console=console, transient=False) as bar:

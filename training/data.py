@@ -10,7 +10,7 @@ import csv
 import gzip
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +198,18 @@ def load_csv(path: Path | str, *, with_duration: bool = False) -> Dataset:
         return _promotion_frame(path, frame, _sha256(data), synthetic=False, source=str(path))
     raise DataError(f"{path}: unknown schema; expected the Bank Marketing columns (label {BANK_LABEL!r}) or "
                     f"the HR Analytics columns (label {PROMO_LABEL!r}); found {sorted(cols)}")
+
+
+def subsample(dataset: Dataset, rows: int, *, seed: int) -> Dataset:
+    """A seeded, label-stratified subsample (for fast tests and quick demos); `source` says so."""
+    if rows >= len(dataset.frame):
+        return dataset
+    rng = np.random.default_rng(seed)
+    y = dataset.y
+    keep = np.concatenate([rng.choice(np.flatnonzero(y == k), size=max(1, round(rows * (y == k).mean())),
+                                      replace=False) for k in (0, 1)])
+    frame = dataset.frame.iloc[np.sort(keep)].reset_index(drop=True)
+    return replace(dataset, frame=frame, source=f"{dataset.source} (subsample of {len(frame)} rows, seed {seed})")
 
 
 # -------------------------------------------------------------------------------------------------------------

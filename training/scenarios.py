@@ -33,7 +33,7 @@ from sklearn.preprocessing import KBinsDiscretizer
 
 from functions.evaluation import ModelEvaluation, TrainingInfo
 from training.artifacts import inputs_hash, is_current, read_evaluation, write_model_dir
-from training.data import Dataset, load_bank, load_csv, synthetic_promotion
+from training.data import Dataset, load_bank, load_csv, subsample, synthetic_promotion
 from training.evaluate import evaluate
 from training.package import booster_bytes, tarball
 from training.prepare import Prepared, prepare
@@ -69,6 +69,7 @@ class BuildOptions:
     seed: int = 42
     with_duration: bool = False
     region: str = "us-east-1"
+    max_rows: int | None = None  # stratified subsample of every data set (fast tests / quick demos)
 
 
 def load_dataset(data: str, *, seed: int, with_duration: bool) -> Dataset:
@@ -113,7 +114,10 @@ class Builder:
         if data not in self._prepared:
             o = self.options
             dataset = load_dataset(data, seed=o.seed, with_duration=o.with_duration) if data != "biased" else \
-                synthetic_promotion(rows=BIASED_ROWS, seed=o.seed, gender_bias=BIASED_GENDER_BIAS)
+                synthetic_promotion(rows=min(BIASED_ROWS, o.max_rows or BIASED_ROWS), seed=o.seed,
+                                    gender_bias=BIASED_GENDER_BIAS)
+            if o.max_rows:
+                dataset = subsample(dataset, o.max_rows, seed=o.seed)
             self.progress(f"prepared {dataset.name} ({len(dataset.frame)} rows)")
             prepared = prepare(dataset, seed=o.seed)
             prepared.write(self.data_out / (dataset.name + ("-biased" if data == "biased" else "")))
@@ -126,7 +130,7 @@ class Builder:
         if Path(data).is_file():
             data = hashlib.sha256(Path(data).read_bytes()).hexdigest()
         return inputs_hash(name=name, data=data, trials=o.trials if name in TUNED else None, seed=o.seed,
-                           with_duration=o.with_duration, region=o.region)
+                           with_duration=o.with_duration, region=o.region, max_rows=o.max_rows)
 
     def build(self, names: tuple[str, ...] | list[str] = ALL_MODELS) -> dict[str, ModelEvaluation]:
         unknown = sorted(set(names) - set(ALL_MODELS))

@@ -4,7 +4,15 @@ import gzip
 
 import pytest
 
-from training.data import BANK_CSV, DataError, load_bank, load_csv, load_promotion, synthetic_promotion
+from training.data import (
+    BANK_CSV,
+    DataError,
+    load_bank,
+    load_csv,
+    load_promotion,
+    subsample,
+    synthetic_promotion,
+)
 
 BANK_HEADER = ('"age";"job";"marital";"education";"default";"housing";"loan";"contact";"month";"day_of_week";'
                '"duration";"campaign";"pdays";"previous";"poutcome";"emp.var.rate";"cons.price.idx";'
@@ -121,3 +129,13 @@ def test_promotion_loader_accepts_kaggle_and_renamed_schemas(tmp_path):
     assert "KPIs_met >80%" not in ds.features
     assert set(ds.frame["gender"]) == {"m", "f"}
     assert ds.y.sum() == frame["is_promoted"].sum()
+
+
+def test_subsample_is_stratified_and_seeded():
+    ds = load_bank()
+    small = subsample(ds, 4_000, seed=3)
+    assert abs(len(small.frame) - 4_000) <= 1
+    assert abs(small.y.mean() - ds.y.mean()) < 0.001
+    assert small.frame.equals(subsample(ds, 4_000, seed=3).frame)
+    assert "subsample" in small.source
+    assert subsample(ds, 10**6, seed=3) is ds
