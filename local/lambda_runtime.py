@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
 CODE_DIR_TAG = "guardrail:code-dir"  # set by the deployer: where the function's CodeUri lives
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's init phase limit
+MAX_RESPONSE_BYTES = 6_291_556  # synchronous invocation response limit
 
 
 class FunctionConfig(BaseModel):
@@ -271,6 +272,10 @@ class LambdaRuntime:
                     message = f"Task timed out after {config.timeout:.2f} seconds"
                     worker.write_log(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} {message}")
                     result = self._failure(request_id, {"errorType": "Sandbox.Timedout", "errorMessage": message})
+                elif reply["ok"] and len(reply["payload"].encode()) > MAX_RESPONSE_BYTES:
+                    keep = True
+                    message = f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                    result = self._failure(request_id, {"errorType": "Function.ResponseSizeTooLarge", "errorMessage": message})
                 elif reply["ok"]:
                     keep = True
                     result = InvokeResult(payload=reply["payload"].encode(), request_id=request_id)

@@ -27,6 +27,7 @@ FUNCTIONS = {
     "slow": ("app.sleep", 20),
     "die": ("app.die", 5),
     "not-json": ("app.not_json", 5),
+    "big": ("app.big", 5),
     "broken-init": ("broken_init.handler", 5),
     "missing-module": ("nope.handler", 5),
     "bad-handler": ("app", 5),
@@ -258,3 +259,9 @@ def test_an_invocation_finishing_after_stop_does_not_keep_its_worker(runtime):
     runtime.stop()
     thread.join()
     assert runtime.worker_pids() == []
+
+
+def test_a_response_over_lambdas_limit_is_an_error(runtime):
+    assert payload(runtime.invoke("big", b'{"size": 1000}')) == "x" * 1000
+    error = payload(runtime.invoke("big", b'{"size": 6300000}'))
+    assert error["errorType"] == "Function.ResponseSizeTooLarge"
