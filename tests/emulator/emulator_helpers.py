@@ -60,3 +60,15 @@ def metric_stats(cw: Any, metric: str, endpoint: str, variant: str, config: str)
     return {"Sum": total, "SampleCount": count, "Average": total / count if count else 0.0,
             "Minimum": min((p["Minimum"] for p in points), default=0.0),
             "Maximum": max((p["Maximum"] for p in points), default=0.0)}
+
+
+def eventually(check: Any, timeout: float = 15.0, interval: float = 0.2) -> Any:
+    """Retry `check` (which asserts) until it passes: metrics and capture are flushed in the background."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import IMAGE, ROLE, metric_stats, model_url, row, wait_status
+from emulator_helpers import IMAGE, ROLE, eventually, metric_stats, model_url, row, wait_status
 
 DEPLOYMENTS = {
     "canary": {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 3},
@@ -141,10 +141,12 @@ def test_guardrails_sample_rollback_then_success(sm, smr, cloudwatch, names, kin
     assert desc["EndpointConfigName"] == configs[2]
     assert "PendingDeploymentSummary" not in desc
 
-    time.sleep(1.2)  # one metrics flush
-    # traffic really went to the incompatible green fleet (every request to it failed), tagged with its config
-    assert sum_invocations(cloudwatch, endpoint_name, "AllTraffic", configs[1]) == dots.count("E")
-    assert sum_invocations(cloudwatch, endpoint_name, "AllTraffic", configs[2]) > 0
+    def metrics_flushed():
+        # traffic really went to the incompatible green fleet (every request to it failed), tagged with its config
+        assert sum_invocations(cloudwatch, endpoint_name, "AllTraffic", configs[1]) == dots.count("E")
+        assert sum_invocations(cloudwatch, endpoint_name, "AllTraffic", configs[2]) > 0
+
+    eventually(metrics_flushed)
 
     # cleanup, as the notebook does
     sm.delete_endpoint(EndpointName=endpoint_name)

@@ -12,7 +12,7 @@ import urllib.request
 import boto3
 import numpy as np
 import pytest
-from emulator_helpers import BUCKET, create_config, create_model, metric_stats, row, wait_status
+from emulator_helpers import BUCKET, create_config, create_model, eventually, metric_stats, row, wait_status
 
 from local.sagemaker.server import EmulatorServer
 
@@ -61,10 +61,13 @@ def test_slow_model_is_slower_in_model_latency(smr, cloudwatch, endpoints):
     for name in (endpoints["v1"], endpoints["slow"]):
         for i in range(30):
             smr.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=row(i))["Body"].read()
-    time.sleep(1.2)
-    fast = metric_stats(cloudwatch, "ModelLatency", endpoints["v1"], "AllTraffic", endpoints["v1"])
-    slow = metric_stats(cloudwatch, "ModelLatency", endpoints["slow"], "AllTraffic", endpoints["slow"])
-    assert fast["SampleCount"] >= 30 and slow["SampleCount"] >= 30
+    def both():
+        fast = metric_stats(cloudwatch, "ModelLatency", endpoints["v1"], "AllTraffic", endpoints["v1"])
+        slow = metric_stats(cloudwatch, "ModelLatency", endpoints["slow"], "AllTraffic", endpoints["slow"])
+        assert fast["SampleCount"] >= 30 and slow["SampleCount"] >= 30
+        return fast, slow
+
+    fast, slow = eventually(both)
     # minimum: the least disturbed by whatever else the machine runs
     assert slow["Minimum"] > 3 * fast["Minimum"] > 0
     overhead = metric_stats(cloudwatch, "OverheadLatency", endpoints["v1"], "AllTraffic", endpoints["v1"])
@@ -102,13 +105,17 @@ def test_concurrent_requests_are_served_concurrently(emulator, smr, endpoints):
 def test_production_data_capture(smr, s3, endpoints):
     r = smr.invoke_endpoint(EndpointName=endpoints["v1"], ContentType="text/csv", Body=row(7), InferenceId="capture-me")
     answer = r["Body"].read().decode()
-    time.sleep(1.2)
     prefix = f"capture-prod/{endpoints['v1']}/AllTraffic/"
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
-    records = [json.loads(line) for k in keys
-               for line in s3.get_object(Bucket=BUCKET, Key=k)["Body"].read().decode().splitlines()]
-    mine = [rec for rec in records if rec["eventMetadata"]["inferenceId"] == "capture-me"]
-    assert len(mine) == 1
+
+    def captured():
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+        records = [json.loads(line) for k in keys
+                   for line in s3.get_object(Bucket=BUCKET, Key=k)["Body"].read().decode().splitlines()]
+        mine = [rec for rec in records if rec["eventMetadata"]["inferenceId"] == "capture-me"]
+        assert len(mine) == 1
+        return mine
+
+    mine = eventually(captured)
     cap = mine[0]["captureData"]
     assert cap["endpointInput"] == {"observedContentType": "text/csv", "mode": "INPUT", "data": row(7), "encoding": "CSV"}
     assert cap["endpointOutput"]["data"] == answer and cap["endpointOutput"]["mode"] == "OUTPUT"

@@ -9,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import BUCKET, ROLE, create_config, create_model, metric_stats, row, wait_status
+from emulator_helpers import (
+    BUCKET,
+    ROLE,
+    create_config,
+    create_model,
+    eventually,
+    metric_stats,
+    row,
+    wait_status,
+)
 
 
 def variant_config(model: str, variant: str) -> dict:
@@ -81,18 +90,21 @@ def test_shadow_api_sample_promote(sm, smr, s3, boosters, names, endpoint):
         assert resp["InvokedProductionVariant"] == "AllTraffic"
         assert float(resp["Body"].read()) == pytest.approx(float(expected[i]), abs=1e-6)
 
-    time.sleep(1.5)  # capture flush
     prefix = f"data-capture/{names('exp')}/{endpoint}/"
-    records = read_capture(s3, prefix)
-    by_variant: dict[str, dict[str, dict]] = {"AllTraffic": {}, "Shadow-01": {}}
-    for rec in records:
-        variant = rec["_key"][len(prefix):].split("/")[0]
-        assert rec["eventVersion"] == "0"
-        assert rec["captureData"]["endpointInput"]["encoding"] == "CSV"
-        assert rec["captureData"]["endpointInput"]["mode"] == "INPUT"
-        by_variant[variant][rec["eventMetadata"]["inferenceId"]] = rec
     ids = {f"shadow test, index {i}" for i in range(40)}
-    assert set(by_variant["AllTraffic"]) == ids and set(by_variant["Shadow-01"]) == ids  # 100 % sampled, paired
+
+    def captured():
+        by_variant: dict[str, dict[str, dict]] = {"AllTraffic": {}, "Shadow-01": {}}
+        for rec in read_capture(s3, prefix):
+            variant = rec["_key"][len(prefix):].split("/")[0]
+            assert rec["eventVersion"] == "0"
+            assert rec["captureData"]["endpointInput"]["encoding"] == "CSV"
+            assert rec["captureData"]["endpointInput"]["mode"] == "INPUT"
+            by_variant[variant][rec["eventMetadata"]["inferenceId"]] = rec
+        assert set(by_variant["AllTraffic"]) == ids and set(by_variant["Shadow-01"]) == ids  # 100 % sampled, paired
+        return by_variant
+
+    by_variant = eventually(captured)
     shadow_preds = boosters["v2"].inplace_predict(
         np.array([[float(v) for v in r.split(",")] for r in rows], dtype=np.float32))
     rec = by_variant["Shadow-01"]["shadow test, index 3"]
@@ -130,12 +142,14 @@ def test_failing_shadow_never_reaches_the_caller(sm, smr, cloudwatch, names, end
     for i in range(60):
         resp = smr.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row(i))
         assert 0 <= float(resp["Body"].read()) <= 1
-    time.sleep(1.2)
-    stats = metric_stats(cloudwatch, "Invocation5XXErrors", endpoint, "Bad-Shadow", names("cfg"))
-    assert 10 <= stats["SampleCount"] <= 50  # ~50 % of 60 mirrored
-    assert stats["Sum"] == stats["SampleCount"]  # every shadow call failed, none was seen by a caller
-    prod = metric_stats(cloudwatch, "Invocation5XXErrors", endpoint, "AllTraffic", names("cfg"))
-    assert (prod["Sum"], prod["SampleCount"]) == (0, 60)
+    def flushed():
+        prod = metric_stats(cloudwatch, "Invocation5XXErrors", endpoint, "AllTraffic", names("cfg"))
+        assert (prod["Sum"], prod["SampleCount"]) == (0, 60)
+        stats = metric_stats(cloudwatch, "Invocation5XXErrors", endpoint, "Bad-Shadow", names("cfg"))
+        assert 10 <= stats["SampleCount"] <= 50  # ~50 % of 60 mirrored
+        assert stats["Sum"] == stats["SampleCount"]  # every shadow call failed, none was seen by a caller
+
+    eventually(flushed)
 
     sm.stop_inference_experiment(Name=names("exp"), ModelVariantActions={"Bad-Shadow": "Remove", "AllTraffic": "Retain"},
                                  DesiredState="Cancelled", Reason="shadow errors")
@@ -198,8 +212,10 @@ def test_shadow_production_variants_in_an_endpoint_config(sm, smr, cloudwatch, n
     for i in range(200):
         resp = smr.invoke_endpoint(EndpointName=names("ep"), ContentType="text/csv", Body=row(i))
         assert resp["InvokedProductionVariant"] == "production"
-    time.sleep(1.5)
-    counts = {v: metric_stats(cloudwatch, "Invocations", names("ep"), v, names("cfg"))["Sum"]
-              for v in ("production", "shadow")}
-    assert counts["production"] == 200
-    assert 60 <= counts["shadow"] <= 140  # binomial(200, 0.5)
+    def flushed():
+        counts = {v: metric_stats(cloudwatch, "Invocations", names("ep"), v, names("cfg"))["Sum"]
+                  for v in ("production", "shadow")}
+        assert counts["production"] == 200
+        assert 60 <= counts["shadow"] <= 140  # binomial(200, 0.5)
+
+    eventually(flushed)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections import Counter
 
-from emulator_helpers import create_model, metric_stats, row, wait_status
+from emulator_helpers import create_model, eventually, metric_stats, row, wait_status
 
 from local.sagemaker import deployment
 
@@ -72,12 +72,14 @@ def test_no_request_fails_during_a_successful_update_under_load(sm, smr, cloudwa
     variants = Counter(v for _, v in load.seen)
     assert len(load.seen) > 200 and set(variants) == {"model-v1", "model-v2"}
     assert load.seen[-1][1] == "model-v2"
-    time.sleep(1.0)
-    blue = metric_stats(cloudwatch, "Invocations", names("e"), "model-v1", names("c1"))["Sum"]
-    green = metric_stats(cloudwatch, "Invocations", names("e"), "model-v2", names("c2"))["Sum"]
-    assert blue + green == len(load.seen)  # every request counted once per dimension set, on its own fleet
-    errors = metric_stats(cloudwatch, "Invocation5XXErrors", names("e"), "model-v2", names("c2"))
-    assert errors["Sum"] == 0 and errors["SampleCount"] == green
+    def flushed():
+        blue = metric_stats(cloudwatch, "Invocations", names("e"), "model-v1", names("c1"))["Sum"]
+        green = metric_stats(cloudwatch, "Invocations", names("e"), "model-v2", names("c2"))["Sum"]
+        assert blue + green == len(load.seen)  # every request counted once per dimension set, on its own fleet
+        errors = metric_stats(cloudwatch, "Invocation5XXErrors", names("e"), "model-v2", names("c2"))
+        assert errors["Sum"] == 0 and errors["SampleCount"] == green
+
+    eventually(flushed)
 
 
 def test_canary_share_and_linear_steps(sm, smr, names):
@@ -215,9 +217,11 @@ def test_alarm_during_the_final_bake_rolls_back_all_at_once(sm, smr, cloudwatch,
     served = Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
                      ["InvokedProductionVariant"] for i in range(20))
     assert served == Counter({"slow": 20})
-    time.sleep(1.0)  # metrics flush; then the evaluator's verdict, done by hand here
-    latency = metric_stats(cloudwatch, "ModelLatency", names("e"), "slow", names("c2"))
-    assert latency["SampleCount"] == 20 and latency["Average"] > 1000
+    def flushed():
+        latency = metric_stats(cloudwatch, "ModelLatency", names("e"), "slow", names("c2"))
+        assert latency["SampleCount"] == 20 and latency["Average"] > 1000
+
+    eventually(flushed)  # then the evaluator's verdict, done by hand here
     cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="ModelLatency > 1 ms")
     desc = wait_status(sm, names("e"), ("InService",), timeout=10)
     assert desc["EndpointConfigName"] == names("c1")
