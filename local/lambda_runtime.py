@@ -285,10 +285,11 @@ class LambdaRuntime:
         except _WorkerDied as died:
             message = f"RequestId: {request_id} Error: {died}"
             result = self._failure(request_id, {"errorType": "Runtime.ExitError", "errorMessage": message})
-        duration = (time.monotonic() - start) * 1000
-        worker.write_log(f"END RequestId: {request_id}")
-        worker.write_log(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tMemory Size: {config.memory_mb} MB")
-        self._checkin(worker, keep)
+        finally:  # whatever happened, the worker goes back to the pool or dies
+            duration = (time.monotonic() - start) * 1000
+            worker.write_log(f"END RequestId: {request_id}")
+            worker.write_log(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tMemory Size: {config.memory_mb} MB")
+            self._checkin(worker, keep)
         return result
 
     @staticmethod
