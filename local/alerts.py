@@ -124,7 +124,8 @@ class AlertStream:
                     time.sleep(0.1)
 
     def wait_for(self, predicate: Any = None, timeout: float = 60.0) -> Alert:
-        """The first alert that satisfies `predicate` (any alert if None); TimeoutError otherwise."""
+        """The first alert that satisfies `predicate` (any alert if None); TimeoutError otherwise.
+        Alerts read before it are consumed."""
         for alert in self.poll(timeout=timeout):
             if predicate is None or predicate(alert):
                 return alert
