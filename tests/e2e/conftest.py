@@ -1,10 +1,12 @@
 """Shared pieces of the end-to-end tests: trained models (cached), a local cloud per module, alerts.
 
 Models are trained once with few trials into `.cache/e2e-models` (or $GUARDRAIL_E2E_MODELS) and reused.
-Each test module gets its own local cloud on free ports (the scenarios chain on one endpoint; the fault
-tests start from their own).
+Each test process spawns one local cloud on free ports for its session. Under `make test` (`--dist loadfile`)
+the scenarios and the fault tests land on different workers, each with its own cloud; in one process the
+scenarios run first (they start from no endpoint and chain on it) and the fault tests carry on from there.
 """
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -25,7 +27,10 @@ def models_dir() -> Path:
         def print(self, *args, **kwargs):
             pass
 
-    ensure_models(MODELS, train=True, trials=int(TRIALS), console=Quiet())
+    MODELS.mkdir(parents=True, exist_ok=True)
+    with open(MODELS / ".train.lock", "w") as lock:  # two xdist workers must not train into one folder at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_models(MODELS, train=True, trials=int(TRIALS), console=Quiet())
     return MODELS
 
 
@@ -36,7 +41,13 @@ def data(models_dir):
     return holdout(models_dir)
 
 
-@pytest.fixture(scope="module")
+def pytest_collection_modifyitems(items):
+    """Scenario tests before fault tests (the first deployment must find no endpoint)."""
+    order = {"test_scenarios.py": 0, "test_faults.py": 1}
+    items.sort(key=lambda item: order.get(item.path.name, -1))
+
+
+@pytest.fixture(scope="session")
 def cloud(tmp_path_factory):
     from local.cloud import LocalCloud
 
@@ -47,12 +58,12 @@ def cloud(tmp_path_factory):
         handle.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def target(cloud) -> Target:
     return Target.from_outputs(cloud.outputs, cloud.state.state_machines, cloud.env, cloud.state.alert_queue_url)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def alerts(target):
     from local.alerts import AlertStream
 

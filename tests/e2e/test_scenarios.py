@@ -10,7 +10,7 @@ import pytest
 from local import scenarios
 from local.demo import endpoint_view, run_scenario
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-scenarios"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e"), pytest.mark.timeout(240)]
 
 CORE = ["ParseUpload", "AcquireLock", "QualityGate", "CreateModel", "CreateEndpointConfig", "EnsureAlarms"]
 
