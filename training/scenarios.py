@@ -187,6 +187,7 @@ class Builder:
         hp = {"max_depth": 8, "eta": 0.1, "num_parallel_tree": 8, "subsample": 0.5, "colsample_bynode": 0.6,
               "min_child_weight": 2.0, "max_bin": 64, "num_round": 40}
         return self._fixed("slow", self.prepared("bank"), hp, attributes={LATENCY_ATTRIBUTE: str(SLOW_LATENCY_MS)},
+                           early_stopping=False,
                            notes=["Valid but slow: a boosted forest (8 parallel trees per round, depth 8), several "
                                   "times the trees of xgb-best.",
                                   f"Booster attribute {LATENCY_ATTRIBUTE}={SLOW_LATENCY_MS}: the local SageMaker "

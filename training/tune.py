@@ -55,14 +55,23 @@ def xgb_params(hyperparameters: dict[str, Any], seed: int, nthread: int = NTHREA
             "seed": seed, **params}
 
 
+def matrices(prepared: Prepared, train: tuple[np.ndarray, np.ndarray] | None = None,
+             max_bin: int = 256) -> tuple[xgb.DMatrix, xgb.DMatrix]:
+    """Histogram-ready train and validation matrices (built once, shared by every trial)."""
+    X, y = train if train is not None else (prepared["train"].X, prepared["train"].y)
+    dtrain = xgb.QuantileDMatrix(X, label=y, max_bin=max_bin, nthread=NTHREAD)
+    dval = xgb.QuantileDMatrix(prepared["validation"].X, label=prepared["validation"].y, ref=dtrain, max_bin=max_bin,
+                               nthread=NTHREAD)
+    return dtrain, dval
+
+
 def train_booster(prepared: Prepared, hyperparameters: dict[str, Any], *, seed: int,
                   callbacks: list[xgb.callback.TrainingCallback] | None = None,
                   train: tuple[np.ndarray, np.ndarray] | None = None,
-                  early_stopping: bool = True) -> tuple[xgb.Booster, float, int]:
+                  early_stopping: bool = True,
+                  data: tuple[xgb.DMatrix, xgb.DMatrix] | None = None) -> tuple[xgb.Booster, float, int]:
     """Train on train (or the given X, y), early-stop on validation; returns (sliced booster, val AUC, best it)."""
-    X, y = train if train is not None else (prepared["train"].X, prepared["train"].y)
-    dtrain = xgb.DMatrix(X, label=y)
-    dval = xgb.DMatrix(prepared["validation"].X, label=prepared["validation"].y)
+    dtrain, dval = data or matrices(prepared, train, max_bin=int(hyperparameters.get("max_bin", 256)))
     evals_log: dict = {}
     booster = xgb.train(xgb_params(hyperparameters, seed), dtrain, num_boost_round=int(hyperparameters["num_round"]),
                         evals=[(dval, "validation")], evals_result=evals_log, verbose_eval=False,
@@ -97,10 +106,12 @@ def tune(prepared: Prepared, *, trials: int = 30, seed: int = 42, chunk: int = 1
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
                                 study_name=f"guardrail-{prepared.dataset.name}")
     kept: dict[int, tuple[xgb.Booster, float, int]] = {}  # the two best complete trials' models
+    data = matrices(prepared)
 
     def objective(trial: optuna.Trial) -> float:
         hp = suggest(trial)
-        booster, auc, best_it = train_booster(prepared, hp, seed=seed, callbacks=[_ReportAndPrune(trial, chunk)])
+        booster, auc, best_it = train_booster(prepared, hp, seed=seed, callbacks=[_ReportAndPrune(trial, chunk)],
+                                              data=data)
         kept[trial.number] = (booster, auc, best_it)
         for number in sorted(kept, key=lambda n: kept[n][1], reverse=True)[2:]:
             del kept[number]

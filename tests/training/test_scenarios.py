@@ -31,13 +31,15 @@ def _evaluation(out, name) -> ModelEvaluation:
     return ModelEvaluation.model_validate_json((out / name / "evaluation.json").read_text())
 
 
-def _latency_ms(booster: xgb.Booster, X: np.ndarray, n: int = 40) -> float:
-    times = []
+def _fastest_ms(boosters: list[xgb.Booster], X: np.ndarray, n: int = 60) -> list[float]:
+    """Best-of-n single-row latency per booster, interleaved: the minimum is robust to a busy machine."""
+    best = [float("inf")] * len(boosters)
     for i in range(n):
-        start = time.perf_counter()
-        booster.predict(xgb.DMatrix(X[i : i + 1]), validate_features=False)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+        for k, booster in enumerate(boosters):
+            start = time.perf_counter()
+            booster.predict(xgb.DMatrix(X[i % len(X) : i % len(X) + 1]), validate_features=False)
+            best[k] = min(best[k], time.perf_counter() - start)
+    return [b * 1000 for b in best]
 
 
 def test_every_model_has_three_valid_files(built):
@@ -96,9 +98,10 @@ def test_slow_model_is_valid_and_slower(built):
     [best] = load_model_tarball(out / "xgb-best" / "model.tar.gz")
     assert int(slow.attr(LATENCY_ATTRIBUTE)) >= 50
     assert evaluations["slow"].metrics.auc > 0.72
+    assert slow.num_boosted_rounds() * 8 >= 3 * best.num_boosted_rounds()  # 8 parallel trees per round
     X = np.random.default_rng(0).random((40, best.num_features()))
-    _latency_ms(slow, X, 5)  # warm up
-    assert _latency_ms(slow, X) > _latency_ms(best, X)
+    slow_ms, best_ms = _fastest_ms([slow, best], X)
+    assert slow_ms > best_ms
 
 
 def test_quality_gate_scenarios_are_what_they_claim(built):
