@@ -17,6 +17,13 @@ Environment variables (upper-case of the template parameter / field name; defaul
   shadow         SHADOW_SAMPLING_PERCENT [100], SHADOW_DURATION_SECONDS [3600],
                  SHADOW_MIN_INVOCATIONS [30], SHADOW_MAX_ERROR_RATE_DELTA [0.01],
                  SHADOW_MAX_LATENCY_RATIO [1.5], SHADOW_LATENCY_SLACK_MICROS [5000]
+  evidence       SHADOW_METHOD [thresholds | msprt: the sequential verdict, the template's default],
+                 METRIC_PERIOD_SECONDS [60; 1 locally], SHADOW_ALPHA [0.05], SHADOW_ERROR_MARGIN [0.005],
+                 SHADOW_LATENCY_MARGIN [0.10], SHADOW_MIN_LATENCY_SAMPLES [30], SHADOW_AUC_MARGIN [0.01],
+                 SHADOW_MAX_MALFORMED_FRACTION [0.5], SHADOW_ON_INCONCLUSIVE [Remove],
+                 GROUND_TRUTH_URI (s3:// prefix, Model Monitor layout), DRIFT_PSI_MAJOR [0.2],
+                 DATA_QUALITY_MAX_BREACH_FRACTION [0.05], DATA_CHECK_WINDOW_SECONDS [3600],
+                 DATA_CHECK_MIN_ROWS [50]
   lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
 
 Each handler calls `load_settings(required=(...))` at import, naming the resources it needs, so a function
@@ -29,6 +36,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -83,6 +91,22 @@ class Settings(BaseModel):
     shadow_max_error_rate_delta: float = Field(default=0.01, ge=0, le=1)
     shadow_max_latency_ratio: float = Field(default=1.5, gt=0)
     shadow_latency_slack_micros: float = Field(default=5000, ge=0)  # differences below this are noise
+
+    # Evidence (functions.stats): the sequential verdict, ground-truth pairing, drift and data quality.
+    shadow_method: Literal["thresholds", "msprt"] = "thresholds"
+    metric_period_seconds: int = Field(default=60, ge=1)  # 1 s periods keep per-request latency locally
+    shadow_alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    shadow_error_margin: float = Field(default=0.005, gt=0, lt=1)
+    shadow_latency_margin: float = Field(default=0.10, gt=0)
+    shadow_min_latency_samples: int = Field(default=30, ge=2)
+    shadow_auc_margin: float = Field(default=0.01, gt=0, lt=1)
+    shadow_max_malformed_fraction: float = Field(default=0.5, ge=0, le=1)
+    shadow_on_inconclusive: Literal["Promote", "Remove"] = "Remove"
+    ground_truth_uri: str | None = Field(default=None, pattern=r"^s3://.+")
+    drift_psi_major: float = Field(default=0.2, gt=0)
+    data_quality_max_breach_fraction: float = Field(default=0.05, ge=0, le=1)
+    data_check_window_seconds: int = Field(default=3600, ge=1)
+    data_check_min_rows: int = Field(default=50, ge=1)
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -130,6 +130,22 @@ class ShadowRequest(BaseModel):
     duration_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
 
 
+class GuardrailOverrides(BaseModel):
+    """`deployment.json` `guardrails`: the shadow verdict's error rate, margins and default for this upload
+    (functions.stats.verdict.VerdictPolicy); unset fields keep the template's values."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    alpha: float | None = Field(default=None, gt=0, lt=0.5)
+    error_margin: float | None = Field(default=None, gt=0, lt=1)
+    latency_margin: float | None = Field(default=None, gt=0)
+    min_requests: int | None = Field(default=None, ge=2)
+    min_latency_samples: int | None = Field(default=None, ge=2)
+    auc_margin: float | None = Field(default=None, gt=0, lt=1)
+    max_malformed_fraction: float | None = Field(default=None, ge=0, le=1)
+    on_inconclusive: Literal["Promote", "Remove"] | None = None
+    ground_truth_uri: str | None = Field(default=None, pattern=r"^s3://.+")
+
+
 class DeploymentRequest(BaseModel):
     """`deployment.json` beside the artifact (optional): overrides of the template defaults.
 
@@ -141,6 +157,7 @@ class DeploymentRequest(BaseModel):
     canary_percent: int | None = Field(default=None, ge=1, le=50)
     linear_step_percent: int | None = Field(default=None, ge=10, le=50)
     shadow: ShadowRequest | None = None
+    guardrails: GuardrailOverrides | None = None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -374,6 +391,13 @@ class ShadowState(_Out):
     analysis: ShadowAnalysis | None = None
     attempts: int = 0
     actions: dict[str, str] | None = None  # ModelVariantActions sent by conclude
+    # The sequential verdict (SHADOW_METHOD=msprt): first wait, the policy in force, where evidence lives.
+    poll_seconds: int | None = None  # Wait before the first check (the whole window for "thresholds")
+    method: str | None = None
+    policy: dict[str, Any] | None = None  # functions.stats.verdict.VerdictPolicy
+    capture_uri: str | None = None  # the experiment's DataStorageConfig destination
+    ground_truth_uri: str | None = None
+    evaluation_uri: str | None = None  # the shadow model's evaluation.json (baseline, threshold, bias)
 
 
 class StartShadowTestInput(UploadInput):
@@ -386,6 +410,34 @@ class CheckShadowTestInput(UploadInput):
 
 class ConcludeShadowTestInput(UploadInput):
     shadow: ShadowState
+
+
+# --------------------------------------------------------------------------------------------------------
+# data_check (drift + data quality of the endpoint's captured traffic): after the watch and on a schedule
+# --------------------------------------------------------------------------------------------------------
+
+
+class CheckDataInput(_In):
+    """The execution document after the post-deployment watch, or a scheduled event (no `upload`)."""
+
+    upload: Upload | None = None
+
+
+class DataCheckState(_Out):
+    status: Literal["OK", "BREACH", "NO_DATA", "SKIPPED"]
+    flags: list[Literal["DRIFT", "DATA_QUALITY"]] = []
+    endpoint_name: str
+    variant: str | None = None
+    model: str | None = None
+    window_start: str | None = None  # ISO 8601
+    window_end: str | None = None
+    requests: int = 0
+    rows: int = 0
+    top_features: list[str] = []  # most drifted first
+    drift: dict[str, Any] | None = None  # functions.stats.drift.DriftReport (compact)
+    data_quality: dict[str, Any] | None = None  # functions.stats.data_quality.DataQualityReport
+    notifications: list[str] = []  # SNS message ids (one per flag)
+    explanation: str = ""
 
 
 # --------------------------------------------------------------------------------------------------------

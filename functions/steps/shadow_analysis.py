@@ -1,7 +1,12 @@
-"""Shadow-test analysis: production vs shadow variant, behind ONE function, `analyze`.
+"""Shadow-test analysis: production vs shadow variant.
 
-Today: CloudWatch metrics of both variants (5XX rate from Invocation5XXErrors Sum/SampleCount, ModelLatency
-average and p99) against thresholds. A sequential test can replace `decide` without changing callers.
+Two methods (SHADOW_METHOD):
+- `msprt` (the template's default), `sequential_analysis`: the always-valid sequential verdict of
+  `functions.stats.verdict` on cumulative CloudWatch counts, re-evaluated at every poll; when it would
+  PROMOTE, or when the time is up, the data capture adds request-by-request pairing with production (and
+  ground truth when labels are supplied), data quality, drift and live bias (`functions.stats.evidence`).
+  Every verdict carries its numbers (samples, estimates, intervals, thresholds) in `details` and `reasons`.
+- `thresholds` (`analyze` + `decide`): fixed rules on the whole window's aggregates, checked once at its end.
 """
 
 from __future__ import annotations
@@ -12,7 +17,13 @@ from typing import Any
 
 from functions.adapters import cloudwatch
 from functions.config import Settings
-from functions.models import ShadowAnalysis, VariantStats, Verdict
+from functions.errors import ArtifactNotFound
+from functions.evaluation import FacetBias, ModelEvaluation
+from functions.models import GuardrailOverrides, ShadowAnalysis, ShadowState, VariantStats, Verdict
+from functions.stats import bias as live_bias
+from functions.stats import verdict as sequential
+from functions.stats.drift import DriftPolicy
+from functions.stats.evidence import ShadowEvidence, assess
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -117,3 +128,214 @@ def analyze(
     shadow = variant_stats(endpoint, shadow_variant, start, end)
     verdict, reasons = decide(production, shadow, settings)
     return ShadowAnalysis(verdict=verdict, reasons=reasons, production=production, shadow=shadow)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The sequential verdict (SHADOW_METHOD=msprt)
+# --------------------------------------------------------------------------------------------------------
+
+
+def policy_for(settings: Settings, overrides: GuardrailOverrides | None = None) -> sequential.VerdictPolicy:
+    """The verdict's error rate, margins and minimums: template settings, then deployment.json `guardrails`."""
+    values: dict[str, Any] = {
+        "alpha": settings.shadow_alpha,
+        "min_requests": settings.shadow_min_invocations,
+        "min_latency_samples": settings.shadow_min_latency_samples,
+        "error_margin": settings.shadow_error_margin,
+        "latency_margin": settings.shadow_latency_margin,
+        "auc_margin": settings.shadow_auc_margin,
+        "max_malformed_fraction": settings.shadow_max_malformed_fraction,
+        "on_inconclusive": settings.shadow_on_inconclusive,
+    }
+    if overrides is not None:
+        values |= overrides.model_dump(exclude_none=True, exclude={"ground_truth_uri"})
+    return sequential.VerdictPolicy.model_validate(values)
+
+
+def variant_sample(endpoint: str, variant: str, start: datetime, end: datetime, period: int) -> sequential.VariantSample:
+    """Cumulative counts of one variant over [start, end): 5XX Sum/SampleCount, ModelLatency per period."""
+    window: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "dimensions": {"EndpointName": endpoint, "VariantName": variant},
+        "start": start,
+        "end": end,
+        "period": period,
+    }
+    errors = cloudwatch.metric_stats(metric="Invocation5XXErrors", stats=["Sum", "SampleCount"], **window)
+    latency = cloudwatch.metric_stats(metric="ModelLatency", stats=["Average", "SampleCount"], **window)
+    return sequential.VariantSample.from_metric_stats(variant, errors, latency)
+
+
+def _stats(sample: sequential.VariantSample) -> VariantStats:
+    lat = sample.latency
+    return VariantStats(
+        variant=sample.name,
+        invocations=sample.requests,
+        errors_5xx=sample.errors,
+        error_rate=sample.errors / sample.requests if sample.requests else None,
+        latency_avg_us=math.exp(lat.mean_log) if lat is not None and lat.count else None,  # geometric mean
+    )
+
+
+_AGE_LIKE = ("_group", "_band", "_bucket")
+
+
+def facet_cut(facet: FacetBias, evaluation: ModelEvaluation) -> tuple[str, live_bias.NumericCut] | None:
+    """A numeric facet's bins from its training group labels ("<30", "30-59", "60+" over `age`), or None.
+
+    Training cuts a numeric feature into right-closed integer bins and names the facet `<feature>_group`.
+    """
+    feature = next((facet.facet[: -len(s)] for s in _AGE_LIKE if facet.facet.endswith(s)), None)
+    if feature is None or feature not in evaluation.features:
+        return None
+    bounds: list[tuple[float, float, str]] = []
+    try:
+        for group in (g.group for g in facet.groups):
+            if group.startswith("<"):
+                bounds.append((-1e12, float(group[1:]) - 1, group))
+            elif group.endswith("+"):
+                bounds.append((float(group[:-1]) - 1, 1e12, group))
+            else:
+                low, high = group.split("-")
+                bounds.append((float(low) - 1, float(high), group))
+    except ValueError:
+        return None
+    bounds.sort()
+    edges = [bounds[0][0]] + [b[1] for b in bounds]
+    try:
+        return feature, live_bias.NumericCut(edges=edges, labels=[b[2] for b in bounds])
+    except ValueError:
+        return None
+
+
+def live_bias_reports(
+    evaluation: ModelEvaluation, rows: list[list[str]], scores: list[float], max_deviation: float
+) -> list[dict[str, Any]]:
+    """The training bias metrics recomputed on the shadow's live answers, for each facet present in traffic."""
+    out = []
+    for facet in evaluation.bias:
+        cut = facet_cut(facet, evaluation)
+        try:
+            if cut is not None:
+                feature, numeric = cut
+                groups = live_bias.facet_groups(evaluation, rows, feature, cut=numeric)
+            else:
+                groups = live_bias.facet_groups(evaluation, rows, facet.facet)
+            report = live_bias.check(
+                scores, groups, facet=facet.facet, threshold=evaluation.metrics.threshold,
+                training=facet, max_deviation=max_deviation,
+            )
+        except ValueError:
+            continue  # the facet is not a feature the endpoint receives
+        if report.rows:
+            out.append(report.model_dump(mode="json"))
+    return out
+
+
+def _capture_evidence(
+    shadow: ShadowState,
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+    policy: sequential.VerdictPolicy,
+    production: sequential.VariantSample,
+    candidate: sequential.VariantSample,
+) -> tuple[ShadowEvidence, list[dict[str, Any]]] | None:
+    """The final verdict with what the data capture adds; None when nothing is captured."""
+    from functions.steps import data_checks  # the S3 readers (kept out of the thresholds path's imports)
+
+    if not shadow.capture_uri or not shadow.production_variant:
+        return None
+    evaluation = None
+    if shadow.evaluation_uri:
+        try:
+            evaluation = data_checks.read_evaluation(shadow.evaluation_uri)
+        except ArtifactNotFound:
+            evaluation = None
+    endpoint = shadow.endpoint_name
+    shadow_records = list(
+        data_checks.capture_records(shadow.capture_uri, endpoint, shadow.shadow_variant, start, end)
+    )
+    production_records = data_checks.capture_records(
+        shadow.capture_uri, endpoint, shadow.production_variant, start, end
+    )
+    truth = (
+        data_checks.ground_truth_records(shadow.ground_truth_uri, endpoint, start, end)
+        if shadow.ground_truth_uri else None
+    )
+    evidence = assess(
+        production, candidate, policy, final=True,
+        production_capture=production_records, shadow_capture=iter(shadow_records), ground_truth=truth,
+        evaluation=evaluation, drift_policy=DriftPolicy(psi_major=settings.drift_psi_major),
+    )
+    bias: list[dict[str, Any]] = []
+    if evaluation is not None and evaluation.bias:
+        rows, scores = [], []
+        for rec in shadow_records:
+            if rec.rows and rec.scores and len(rec.rows) == len(rec.scores):
+                rows += rec.rows
+                scores += rec.scores
+        bias = live_bias_reports(evaluation, rows, scores, settings.max_disparate_impact_deviation)
+    return evidence, bias
+
+
+_VERDICTS = {
+    sequential.Decision.PROMOTE: Verdict.PROMOTE,
+    sequential.Decision.REJECT: Verdict.REJECT,
+}
+
+
+def sequential_analysis(
+    shadow: ShadowState, start: datetime, end: datetime, settings: Settings, *, final: bool
+) -> ShadowAnalysis:
+    """The verdict at this poll. Decisive when the shadow is clearly worse (REJECT), clearly not worse on
+    every metric including the capture's (PROMOTE), or when `final` (INCONCLUSIVE / NO_DATA -> default)."""
+    policy = sequential.VerdictPolicy.model_validate(shadow.policy or {})
+    period = settings.metric_period_seconds
+    production = variant_sample(shadow.endpoint_name, shadow.production_variant or "", start, end, period)
+    candidate = variant_sample(shadow.endpoint_name, shadow.shadow_variant, start, end, period)
+    verdict = sequential.decide(production, candidate, policy, final=final)
+    details: dict[str, Any] = {"policy": policy.model_dump(mode="json"), "final": final}
+    reasons = [verdict.explanation]
+    wants_capture = verdict.decision is sequential.Decision.PROMOTE or (
+        final and verdict.decision is sequential.Decision.INCONCLUSIVE
+    )
+    if wants_capture:
+        found = _capture_evidence(shadow, start, end, settings, policy, production, candidate)
+        if found is not None:
+            evidence, bias = found
+            details["evidence"] = _evidence_details(evidence, bias)
+            reasons = evidence.explanation.split(" | ") + [b["explanation"] for b in bias]
+            # Capture evidence may withhold an early PROMOTE (labels still arriving, junk traffic): go on.
+            if evidence.verdict.decision is sequential.Decision.INCONCLUSIVE and not final:
+                details["verdict"] = verdict.model_dump(mode="json")
+                details["withheld"] = evidence.verdict.explanation
+                return _analysis(Verdict.INCONCLUSIVE, False, reasons, production, candidate, details)
+            verdict = evidence.verdict
+    details["verdict"] = verdict.model_dump(mode="json")
+    decided = _VERDICTS.get(verdict.decision)
+    if decided is not None:
+        return _analysis(decided, True, reasons, production, candidate, details)
+    return _analysis(Verdict.INCONCLUSIVE, final, reasons, production, candidate, details)
+
+
+def _evidence_details(evidence: ShadowEvidence, bias: list[dict[str, Any]]) -> dict[str, Any]:
+    from functions.steps.data_checks import drift_summary, quality_summary
+
+    return {
+        "flags": list(evidence.flags),
+        "paired": evidence.paired.model_dump(mode="json") if evidence.paired else None,
+        "data_quality": quality_summary(evidence.data_quality) if evidence.data_quality else None,
+        "drift": drift_summary(evidence.drift) if evidence.drift else None,
+        "bias": bias,
+    }
+
+
+def _analysis(
+    verdict: Verdict, decisive: bool, reasons: list[str], production: sequential.VariantSample,
+    candidate: sequential.VariantSample, details: dict[str, Any],
+) -> ShadowAnalysis:
+    return ShadowAnalysis(
+        verdict=verdict, decisive=decisive, reasons=reasons, production=_stats(production),
+        shadow=_stats(candidate), method="msprt", details=details,
+    )

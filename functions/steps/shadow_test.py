@@ -6,14 +6,15 @@ reverts the endpoint by itself, and we want to conclude it ourselves with Promot
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.adapters import sagemaker
+from functions.adapters import s3, sagemaker
 from functions.config import Settings
 from functions.errors import DeploymentFailed, EndpointNotReady, ResourceAlreadyExists, ResourceInUse
-from functions.models import ShadowState, Upload, Verdict
-from functions.steps.shadow_analysis import analyze
+from functions.models import DeploymentRequest, ShadowState, Upload, Verdict
+from functions.steps.shadow_analysis import analyze, policy_for, sequential_analysis
 
 ENDED = {"Completed", "Cancelled"}
 SCHEDULE_GRACE = timedelta(minutes=10)
@@ -39,6 +40,25 @@ def _base(upload: Upload) -> dict[str, Any]:
         "shadow_variant": upload.names.variant,
         "shadow_model": upload.names.model,
         "sampling_percent": upload.shadow.sampling_percent,
+    }
+
+
+def _evidence_settings(upload: Upload, settings: Settings) -> dict[str, Any]:
+    """Method, first wait, verdict policy and evidence locations, fixed for the whole test."""
+    duration = upload.shadow.duration_seconds
+    if settings.shadow_method == "thresholds":
+        return {"method": "thresholds", "poll_seconds": duration}  # one look, at the end of the window
+    raw = s3.read_json_if_exists(upload.bucket, upload.deployment_key) or {}
+    overrides = DeploymentRequest.model_validate(raw).guardrails if isinstance(raw, dict) else None
+    # Re-evaluated at every poll; polls spread so that max_poll_attempts covers the whole window.
+    poll = max(settings.poll_interval_seconds, math.ceil(duration / settings.max_poll_attempts))
+    return {
+        "method": "msprt",
+        "poll_seconds": max(1, min(duration, poll)),
+        "policy": policy_for(settings, overrides).model_dump(mode="json"),
+        "capture_uri": settings.data_capture_uri,
+        "ground_truth_uri": (overrides.ground_truth_uri if overrides else None) or settings.ground_truth_uri,
+        "evaluation_uri": f"s3://{upload.bucket}/{upload.evaluation_key}",
     }
 
 
@@ -101,6 +121,7 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
         now = start
     return ShadowState(
         status="RUNNING",
+        **_evidence_settings(upload, settings),
         experiment_arn=arn,
         experiment_status="Creating",
         production_variant=production["VariantName"],
@@ -124,14 +145,19 @@ def check_shadow_test(shadow: ShadowState, settings: Settings, now: datetime | N
     start = _parse(shadow.starts_at) or now
     ends_at = _parse(shadow.ends_at) or now
     window_end = max(min(now, ends_at), start + timedelta(seconds=1))
-    analysis = analyze(
-        shadow.endpoint_name,
-        shadow.production_variant or "",
-        shadow.shadow_variant,
-        start,
-        window_end,
-        settings,
-    )
+    if shadow.method == "msprt":
+        # Final at the window's end, or at the last poll the state machine allows: never a verdict-less end.
+        final = now >= ends_at or shadow.attempts + 1 >= settings.max_poll_attempts
+        analysis = sequential_analysis(shadow, start, window_end, settings, final=final)
+    else:
+        analysis = analyze(
+            shadow.endpoint_name,
+            shadow.production_variant or "",
+            shadow.shadow_variant,
+            start,
+            window_end,
+            settings,
+        )
     ended = status in ENDED
     done = ended or now >= ends_at or analysis.decisive
     verdict = analysis.verdict
@@ -152,9 +178,11 @@ def check_shadow_test(shadow: ShadowState, settings: Settings, now: datetime | N
 
 
 def variant_actions(shadow: ShadowState, verdict: Verdict) -> dict[str, str]:
-    """ModelVariantActions: promote the shadow (removing production) only on a PROMOTE verdict."""
+    """ModelVariantActions: promote the shadow (removing production) on a PROMOTE verdict, or on an
+    INCONCLUSIVE one when the verdict policy's configured default says so."""
     production = shadow.production_variant or ""
-    if verdict is Verdict.PROMOTE:
+    default = (shadow.policy or {}).get("on_inconclusive", "Remove")
+    if verdict is Verdict.PROMOTE or (verdict is Verdict.INCONCLUSIVE and default == "Promote"):
         return {shadow.shadow_variant: "Promote", production: "Remove"}
     return {shadow.shadow_variant: "Remove", production: "Retain"}
 

@@ -48,6 +48,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "StartShadowTest": (m.StartShadowTestInput, (m.ShadowState,)),
     "CheckShadowTest": (m.CheckShadowTestInput, (m.ShadowState,)),
     "ConcludeShadowTest": (m.ConcludeShadowTestInput, (m.ShadowState,)),
+    "CheckData": (m.CheckDataInput, (m.DataCheckState,)),
     "Notify": (m.NotifyInput, (m.NotifyOutput,)),
 }
 

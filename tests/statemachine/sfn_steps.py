@@ -128,6 +128,22 @@ def shadow(
         "done": done,
         "verdict": verdict,
         "attempts": attempts,
+        "poll_seconds": 0,
+        "method": "msprt",
+    }
+
+
+def data_check(flags: list[str] | None = None) -> dict[str, Any]:
+    """What check_data writes after the watch (a breach is notified by the function itself)."""
+    return {
+        "status": "BREACH" if flags else "OK",
+        "flags": flags or [],
+        "endpoint_name": ENDPOINT,
+        "variant": "v2",
+        "model": "bank-marketing-v2",
+        "requests": 120,
+        "rows": 120,
+        "notifications": ["msg-drift"] if flags else [],
     }
 
 
@@ -165,6 +181,7 @@ def base_script(shadow_enabled: bool = False) -> dict[str, Step | list[Step]]:
             watch(),
         ],
         "Rollback": watch(alarm=True, rolled_back=True),
+        "CheckData": data_check(),
         "Notify": notify,
     }
 

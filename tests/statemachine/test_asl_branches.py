@@ -53,7 +53,7 @@ def test_successful_update_watches_alarms_then_deploys():
         "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "Deploy",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
-        "WatchAfterDeployment", "CheckAlarmsAfterWatch", "WatchVerdict", "Deployed", "Notify", "ReleaseLock",
+        "WatchAfterDeployment", "CheckAlarmsAfterWatch", "WatchVerdict", "CheckData", "Deployed", "Notify", "ReleaseLock",
         "Finish", "Done",
     ]  # fmt: skip
     assert result.states == order
@@ -260,3 +260,33 @@ def test_release_failure_does_not_change_the_outcome():
     result = execute(script)
     assert result.status == "SUCCEEDED"
     assert result.output["release_error"]["Error"] == "AwsServiceError"
+
+
+def test_data_check_after_the_watch_reports_drift_but_keeps_the_deployment():
+    script = s.base_script()
+    script["CheckData"] = s.data_check(flags=["DRIFT"])
+    result = execute(script)
+    assert_ended(result, "DEPLOYED")
+    assert result.output["data_check"]["flags"] == ["DRIFT"]
+    # check_data got the finished deployment's document (upload + watch).
+    call = result.fakes.calls_to("CheckData")[0]
+    assert call["watch"]["alarm"] is False and call["upload"]["endpoint_name"] == s.ENDPOINT
+
+
+def test_failing_data_check_never_fails_a_good_deployment():
+    script = s.base_script()
+    script["CheckData"] = s.error("AwsServiceError", "capture bucket unreadable")
+    result = execute(script)
+    assert_ended(result, "DEPLOYED")
+    assert result.output["data_check_error"]["Error"] == "AwsServiceError"
+    assert "data_check" not in result.output
+
+
+def test_shadow_test_first_wait_is_the_step_poll_seconds():
+    script = s.base_script(shadow_enabled=True)
+    script["StartShadowTest"] = s.shadow("RUNNING")
+    script["CheckShadowTest"] = s.shadow("ENDED", done=True, verdict="REJECT", attempts=1)
+    script["ConcludeShadowTest"] = s.shadow("CONCLUDED", done=True, verdict="REJECT", attempts=1)
+    result = execute(script)
+    assert_ended(result, "SHADOW_REJECTED")
+    assert result.states.count("WaitForShadow") == 1 and "CheckData" not in result.states

@@ -73,8 +73,11 @@ def test_lambda_tasks_retry_service_errors_and_catch_everything():
         catches = state["Catch"]
         assert catches[-1]["ErrorEquals"] == ["States.ALL"], f"{name}: States.ALL must come last"
         assert all(c["ResultPath"].startswith("$.") for c in catches), name
-        if name not in ("Notify", "ReleaseLock"):
+        if name == "CheckData":  # a failed data check must not turn a good deployment into FAILED
+            assert catches[-1]["Next"] == "Deployed" and catches[-1]["ResultPath"] == "$.data_check_error"
+        elif name not in ("Notify", "ReleaseLock"):
             assert catches[-1]["Next"] == "Failed" and catches[-1]["ResultPath"] == "$.error", name
+        if name not in ("Notify", "ReleaseLock"):
             assert {"Throttled", "EndpointNotReady"} <= retried, name
 
 
@@ -94,6 +97,7 @@ def test_each_step_result_is_stored_at_its_contract_key():
         "CheckDeployment": "$.deployment",
         "CheckAlarmsAfterWatch": "$.watch",
         "Rollback": "$.watch",
+        "CheckData": "$.data_check",
         "Notify": "$.notification",
         "ReleaseLock": "$.release",
     }

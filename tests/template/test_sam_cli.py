@@ -39,7 +39,7 @@ def test_sam_build_packages_only_the_functions_package(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     functions = sorted(p for p in build_dir.iterdir() if p.is_dir())
-    assert len(functions) == 14
+    assert len(functions) == 15
     for folder in functions:
         assert [p.name for p in folder.iterdir()] == ["functions"], folder
         assert (folder / "functions" / "handlers" / "notify.py").is_file()

@@ -144,6 +144,7 @@ def _function_environment(values: dict[str, str]) -> dict[str, str]:
             env[key] = {
                 "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/guardrail-sagemaker",
                 "DATA_CAPTURE_URI": "s3://guardrail-models/data-capture/guardrail-endpoint",
+                "GROUND_TRUTH_URI": "s3://guardrail-models/ground-truth",
                 "SERVING_IMAGE": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5",
             }[key]
     return env
@@ -235,7 +236,10 @@ def test_sagemaker_permissions_are_scoped_to_the_endpoint(cfn):
 
 
 def test_rule_starts_the_state_machine_on_model_uploads(cfn):
-    rules = {lid: r for lid, r in cfn["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+    rules = {
+        lid: r for lid, r in cfn["Resources"].items()
+        if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
+    }
     assert list(rules) == ["GuardrailStateMachineModelUploaded"]
     props = rules["GuardrailStateMachineModelUploaded"]["Properties"]
     assert props["Targets"][0]["Arn"] == {"Ref": "GuardrailStateMachine"}
@@ -290,3 +294,20 @@ def test_bucket_and_table_hardening():
     assert RESOURCES["OutcomeTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "TopicKey"}
     assert RESOURCES["OutcomeEmailSubscription"]["Condition"] == "HasEmail"
     assert STATE_MACHINE["Tracing"]["Enabled"] is True and STATE_MACHINE["Type"] == "STANDARD"
+
+
+def test_data_check_runs_on_a_schedule_and_after_the_watch(cfn):
+    """The drift / data-quality check: a scheduled rule invokes the function directly (it notifies by itself),
+    and the state machine runs it after the post-deployment watch."""
+    schedules = {
+        lid: r for lid, r in cfn["Resources"].items()
+        if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+    }
+    assert list(schedules) == ["CheckDataFunctionDataCheckSchedule"]
+    rule = schedules["CheckDataFunctionDataCheckSchedule"]["Properties"]
+    assert rule["ScheduleExpression"] == {"Ref": "DataCheckSchedule"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["CheckDataFunction", "Arn"]}
+    function = cfn["Resources"]["CheckDataFunction"]["Properties"]
+    assert function["Handler"] == "functions.handlers.check_data.handler"
+    machine = cfn["Resources"]["GuardrailStateMachine"]["Properties"]
+    assert machine["DefinitionSubstitutions"]["CheckDataFunctionArn"] == {"Fn::GetAtt": ["CheckDataFunction", "Arn"]}
