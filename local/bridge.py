@@ -1,10 +1,15 @@
-"""EventBridge -> Step Functions delivery, which moto's EventBridge lacks.
+"""EventBridge delivery that moto's EventBridge lacks: Step Functions and Lambda targets, schedules.
 
 moto matches an event against every rule's pattern in `Rule.send_to_targets`, then delivers to logs,
-SQS, archives and buses only (a `states` target raises NotImplementedError, which S3's notifier
-swallows). The bridge wraps that method: after moto's own pattern matcher accepts the event, targets
-whose ARN is a state machine get a StartExecution with the event as input (or the target's Input,
-InputPath or InputTransformer), as EventBridge does; all other targets go to moto unchanged.
+SQS, archives and buses only (a `states` or `lambda` target raises NotImplementedError, which S3's
+notifier swallows, together with the delivery to every rule after it). The bridge wraps that method:
+- a rule with only a ScheduleExpression receives no events (moto's empty pattern matches all);
+- after moto's own pattern matcher accepts the event, a state machine target gets StartExecution, a
+  function target an asynchronous Invoke, with the event as input (or the target's Input, InputPath
+  or InputTransformer), as EventBridge does; other targets go to moto; one target's failure never
+  stops the others (delivery is asynchronous on AWS).
+- `rate(...)` schedules fire: a "Scheduled Event" to the rule's targets every period (moto never
+  fires them); `cron(...)` is not supported and is logged once.
 Also: moto's GetBucketNotificationConfiguration omits EventBridgeConfiguration; the bridge adds it.
 """
 
@@ -14,6 +19,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -102,26 +108,89 @@ def _report_eventbridge_configuration() -> Callable[[], None]:
     return undo
 
 
-class EventBridgeToStepFunctions:
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int | None:
+    """Seconds between firings of an EventBridge `rate(...)` expression; None for anything else."""
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    value, unit = int(match.group(1)), match.group(2).rstrip("s")
+    if value < 1 or (value == 1) != (match.group(2) == unit):
+        raise ValueError(f"invalid schedule expression {expression!r}")  # rate(1 minutes), rate(2 hour)
+    return value * _UNIT_SECONDS[unit]
+
+
+def scheduled_event(rule_arn: str, account: str, region: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+class EventBridgeDelivery:
     """Installs the delivery in this process (the one running moto's backends)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], tick: float = 1.0) -> None:
         self._env = env
-        self._sfn: Any = None
+        self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._original: Callable[..., None] | None = None
         self._undo_s3: Callable[[], None] = lambda: None
+        self._tick = tick
+        self._stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
+        self._next_fire: dict[str, float] = {}  # rule ARN -> monotonic time
+        self._unsupported: set[str] = set()
 
-    def start_execution(self, rule_name: str, target: dict[str, Any], event: dict[str, Any]) -> str:
+    def _client(self, service: str) -> Any:
         with self._lock:
-            if self._sfn is None:
-                self._sfn = client("stepfunctions", self._env)
-        # EventBridge names executions with a UUID; the rule's RoleArn is what it would assume.
-        response = self._sfn.start_execution(
-            stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=target_input(target, event)
-        )
-        log.info("event %s matched rule %s: started %s", event["id"], rule_name, response["executionArn"])
-        return response["executionArn"]
+            if service not in self._clients:
+                self._clients[service] = client(service, self._env)
+            return self._clients[service]
+
+    def deliver(self, rule_name: str, target: dict[str, Any], event: dict[str, Any]) -> str | None:
+        """Deliver to a state machine or function target; None for a target moto delivers itself."""
+        service = target.get("Arn", "").split(":")[2:3]
+        if service == ["states"]:
+            # EventBridge names executions with a UUID; the rule's RoleArn is what it would assume.
+            response = self._client("stepfunctions").start_execution(
+                stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=target_input(target, event)
+            )
+            log.info("event %s matched rule %s: started %s", event["id"], rule_name, response["executionArn"])
+            return str(response["executionArn"])
+        if service == ["lambda"]:
+            self._client("lambda").invoke(
+                FunctionName=target["Arn"], InvocationType="Event", Payload=target_input(target, event).encode()
+            )
+            log.info("event %s matched rule %s: invoked %s", event["id"], rule_name, target["Arn"])
+            return str(target["Arn"])
+        return None
+
+    def _deliver_all(self, rule: Any, event: dict[str, Any], moto_send: Callable[[Any], None]) -> None:
+        others = []
+        for target in rule.targets:
+            try:
+                if self.deliver(rule.name, target, event) is None:
+                    others.append(target)
+            except Exception:  # delivery is asynchronous on AWS: never fail the producer, nor other targets
+                log.exception("rule %s: could not deliver to %s", rule.name, target.get("Arn"))
+        if others:
+            rest = copy.copy(rule)
+            rest.targets = others
+            try:
+                moto_send(rest)
+            except Exception:
+                log.exception("rule %s: moto could not deliver to %s", rule.name, [t.get("Arn") for t in others])
 
     def install(self) -> None:
         from moto.events.models import Rule
@@ -129,33 +198,71 @@ class EventBridgeToStepFunctions:
         if self._original is not None:
             return
         original = Rule.send_to_targets
-        bridge = self
+        delivery = self
 
         def send_to_targets(rule: Rule, original_event: Any, transform_input: bool = True) -> None:
-            if not rule.event_pattern.matches_event(original_event):
+            if rule.scheduled_expression and not rule.event_pattern.get_pattern():
+                return  # a schedule-only rule receives no events
+            if rule.state != "ENABLED" or not rule.event_pattern.matches_event(original_event):
                 return
             event = normalize_event(original_event)
-            others = []
-            for target in rule.targets:
-                if target.get("Arn", "").split(":")[2:3] == ["states"]:
-                    try:
-                        bridge.start_execution(rule.name, target, event)
-                    except Exception:  # delivery is asynchronous on AWS: never fail the producer's call
-                        log.exception("rule %s: could not start %s", rule.name, target.get("Arn"))
-                else:
-                    others.append(target)
-            if others:
-                rest = copy.copy(rule)
-                rest.targets = others
-                original(rest, original_event, transform_input)
+            delivery._deliver_all(rule, event, lambda rest: original(rest, original_event, transform_input))
 
         Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
         self._original = original
         self._undo_s3 = _report_eventbridge_configuration()
+        self._stop.clear()
+        self._scheduler = threading.Thread(target=self._run_schedules, name="eventbridge-schedules", daemon=True)
+        self._scheduler.start()
+
+    def _run_schedules(self) -> None:
+        while not self._stop.wait(self._tick):
+            try:
+                self.fire_due_schedules(time.monotonic())
+            except Exception:
+                log.exception("schedules: tick failed")
+
+    def fire_due_schedules(self, now: float) -> list[str]:
+        """Fire every enabled `rate(...)` rule whose period has passed; returns the rules fired."""
+        from moto.events.models import events_backends
+
+        fired = []
+        for account, regions in list(events_backends.items()):
+            for region, backend in list(regions.items()):
+                for bus in list(backend.event_buses.values()):
+                    for rule in list(bus.rules.values()):
+                        if not rule.scheduled_expression or rule.state != "ENABLED":
+                            self._next_fire.pop(rule.arn, None)
+                            continue
+                        period = self._period(rule)
+                        if period is None:
+                            continue
+                        due = self._next_fire.setdefault(rule.arn, now + period)  # first: one period after creation
+                        if now < due:
+                            continue
+                        self._next_fire[rule.arn] = now + period
+                        event = scheduled_event(rule.arn, account, region)
+                        self._deliver_all(rule, event, lambda rest, e=event: self._original(rest, e, False))  # type: ignore[misc]
+                        fired.append(rule.name)
+        return fired
+
+    def _period(self, rule: Any) -> int | None:
+        try:
+            period = rate_seconds(rule.scheduled_expression)
+        except ValueError:
+            period = None
+        if period is None and rule.arn not in self._unsupported:
+            self._unsupported.add(rule.arn)
+            log.warning("rule %s: schedule %r is not run locally (only rate(...) is)", rule.name, rule.scheduled_expression)
+        return period
 
     def uninstall(self) -> None:
         from moto.events.models import Rule
 
+        self._stop.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=5)
+            self._scheduler = None
         if self._original is not None:
             Rule.send_to_targets = self._original  # type: ignore[method-assign,assignment]
             self._original = None

@@ -106,7 +106,7 @@ class LocalCloud:
         from moto.server import ThreadedMotoServer
 
         from local.alarms import AlarmEvaluator
-        from local.bridge import EventBridgeToStepFunctions
+        from local.bridge import EventBridgeDelivery
         from local.lambda_runtime import LambdaRuntime
         from local.sagemaker.server import EmulatorServer
 
@@ -135,7 +135,7 @@ class LocalCloud:
 
         self.runtime = LambdaRuntime(self._env, self.workdir / "logs" / "lambda", self.region, moto_url)
         self.runtime.install()
-        self.bridge = EventBridgeToStepFunctions(self._env)
+        self.bridge = EventBridgeDelivery(self._env)
         self.bridge.install()
         self.evaluator = AlarmEvaluator(aws_endpoint_url=moto_url, region=self.region, interval=self.alarm_interval)
         self.evaluator.start()
