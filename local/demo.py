@@ -604,10 +604,12 @@ def run_demo(
                                   alerts=alerts):
                 results.append(result)
         reports_dir.mkdir(parents=True, exist_ok=True)
+        t_reports = time.monotonic()
         for r in results:
             if r.execution_arn:
                 r.report = str(write_report(r.execution_arn, reports_dir / f"{r.key}.html", client=target.client))
         index = write_index(reports_dir, results)
+        console.print(f"\nreports: {len(results)} written in {time.monotonic() - t_reports:.1f}s")
     finally:
         cloud.stop()
     console.print(summary_table(results))

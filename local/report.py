@@ -200,31 +200,52 @@ def _dims(items: list[dict[str, str]]) -> dict[str, str]:
 
 
 def _metric_series(
-    cw: Any, endpoint: str, start: datetime, end: datetime, period: int
+    cw: Any, endpoint: str, start: datetime, end: datetime, period: int,
+    configs: set[str] | None = None, variants: set[str] | None = None,
 ) -> list[Series]:
-    """Invocations, 5XX rate and latency for every variant/config of the endpoint that has data in the window."""
+    """Invocations, 5XX rate and latency of the endpoint's variants in the window.
+
+    With `configs`/`variants`, only the fleets this execution touched: series of those endpoint configs,
+    and per-variant series of their variants and of `variants` (the shadow's); None means every one.
+    """
     wanted = {
         "Invocations": ["Sum"],
         "Invocation5XXErrors": ["Average"],
         "ModelLatency": ["Average", "Maximum"],
     }
-    combos: list[Series] = []
-    seen: list[tuple[str, dict[str, str]]] = []
-    for metric, stats in wanted.items():
-        paginator = cw.get_paginator("list_metrics")
-        pages = paginator.paginate(
+    found: dict[str, set[tuple[tuple[str, str], ...]]] = {}
+    for metric in wanted:
+        pages = cw.get_paginator("list_metrics").paginate(
             Namespace=NAMESPACE, MetricName=metric, Dimensions=[{"Name": "EndpointName", "Value": endpoint}]
         )
-        for page in pages:
-            for item in page["Metrics"]:
-                dims = _dims(item["Dimensions"])
-                if "VariantName" not in dims or (metric, dims) in seen:  # moto lists a metric once per datum
-                    continue
-                seen.append((metric, dims))
-                where = dims.get("EndpointConfigName", "all configs")
-                for stat in stats:
-                    label = f"{dims['VariantName']} · {where}"
-                    combos.append(Series(label=label, metric=metric, stat=stat, dimensions=dims))
+        # A set: moto lists a metric once per datum. Tuples keep list_metrics' dimension order (see below).
+        found[metric] = {tuple((d["Name"], d["Value"]) for d in item["Dimensions"])
+                         for page in pages for item in page["Metrics"]}
+    keep_variants = set(variants or ())
+    if configs is not None:
+        for dims_set in found.values():
+            keep_variants |= {dict(d).get("VariantName", "") for d in dims_set
+                              if dict(d).get("EndpointConfigName") in configs}
+
+    def relevant(dims: dict[str, str]) -> bool:
+        if "VariantName" not in dims:
+            return False
+        if configs is None:
+            return True
+        if "EndpointConfigName" in dims:
+            return dims["EndpointConfigName"] in configs or dims["VariantName"] in (variants or ())
+        return dims["VariantName"] in keep_variants
+
+    combos: list[Series] = []
+    for metric, stats in wanted.items():
+        for key in sorted(found[metric]):
+            dims = dict(key)
+            if not relevant(dims):
+                continue
+            where = dims.get("EndpointConfigName", "all configs")
+            for stat in stats:
+                combos.append(Series(label=f"{dims['VariantName']} · {where}", metric=metric, stat=stat,
+                                     dimensions=dims))
     if not combos:
         return []
     queries = [
@@ -415,7 +436,11 @@ def collect(
     series: list[Series] = []
     alarms: list[AlarmInfo] = []
     if endpoint:
-        series = _metric_series(cw, endpoint, window_start, window_end, chosen_period)
+        deployment = document.get("deployment") if isinstance(document.get("deployment"), dict) else {}
+        configs = {c for c in (new_config, previous, deployment.get("current_config")) if c}
+        shadow_doc = document.get("shadow") if isinstance(document.get("shadow"), dict) else {}
+        variants = {v for v in (shadow_doc.get("shadow_variant"), shadow_doc.get("production_variant")) if v}
+        series = _metric_series(cw, endpoint, window_start, window_end, chosen_period, configs, variants)
         alarms = _alarms(cw, endpoint, _alarm_names(document), window_start, window_end)
     error = document.get("error") or (
         {"Error": execution.get("error"), "Cause": execution.get("cause")} if execution.get("error") else None
@@ -599,12 +624,67 @@ def shadow_figure(data: ReportData) -> go.Figure | None:
     return fig
 
 
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def evidence_figure(data: ReportData) -> go.Figure | None:
+    """The numbers behind the verdict: one row per metric of the sequential verdict (samples, estimates,
+    always-valid interval, margin, mSPRT vs 1/alpha, p-value), then the data guardrails' findings."""
+    analysis = (data.shadow or {}).get("analysis") or {}
+    details = analysis.get("details") or {}
+    verdict = details.get("verdict") or {}
+    check = data.document.get("data_check") if isinstance(data.document.get("data_check"), dict) else {}
+    metrics = verdict.get("metrics") or []
+    if not metrics and not verdict and not check:
+        return None
+    columns = ["metric", "decision", "prod n", "shadow n", "prod", "shadow", "difference", "CI low", "CI high",
+               "margin", "mSPRT", "1/alpha", "p-value"]
+    keys = ["metric", "decision", "production_samples", "shadow_samples", "production_estimate", "shadow_estimate",
+            "difference", "ci_low", "ci_high", "margin", "msprt", "threshold", "p_value"]
+    rows = [[_fmt(m.get(k)) for k in keys] for m in metrics]
+    evidence = details.get("evidence") or {}
+    for label, section in (("shadow traffic", evidence), ("serving traffic", check)):
+        drift = (section or {}).get("drift") or {}
+        for f in (drift.get("features") or [])[:5]:
+            rows.append([f"drift {f.get('feature')} ({label})", f.get("status"), "", _fmt(f.get("rows")), "", "",
+                         f"PSI {_fmt(f.get('psi'))}", "", "", "", "", "", _fmt(f.get("ks_p_value") or f.get("chi2_p_value"))])
+        quality = (section or {}).get("data_quality") or {}
+        if quality:
+            rows.append([f"data quality ({label})", "breach" if quality.get("rows_with_breaches") else "ok", "",
+                         _fmt(quality.get("rows")), "", "", f"{_fmt(quality.get('rows_with_breaches'))} rows breach",
+                         "", "", "", "", "", ""])
+    for b in evidence.get("bias") or []:
+        rows.append([f"live bias {b.get('facet')}", "within" if b.get("within_bound") else "outside" if
+                     b.get("within_bound") is False else "—", "", _fmt(b.get("rows")), "", "",
+                     f"DI {_fmt(b.get('disparate_impact'))} (training {_fmt(b.get('training_disparate_impact'))})",
+                     "", "", "", "", "", ""])
+    if not rows:
+        return None
+    title = verdict.get("explanation") or check.get("explanation") or "Verdict evidence"
+    fig = go.Figure(go.Table(
+        header={"values": columns, "fill_color": "#dfe6e9", "align": "left"},
+        cells={"values": [list(c) for c in zip(*rows, strict=True)], "align": "left"},
+    ))
+    wrapped = "<br>".join(title[i : i + 140] for i in range(0, min(len(title), 560), 140))
+    fig.update_layout(title={"text": f"Verdict evidence<br><sup>{wrapped}</sup>"}, height=160 + 28 * len(rows),
+                      margin={"t": 120})
+    return fig
+
+
 # ---------------------------------------------------------------- rendering
 
 
 def render(data: ReportData) -> str:
     """The report as one self-contained HTML page (plotly.js inlined once)."""
-    figures = [f for f in (timeline_figure(data), metrics_figure(data), shadow_figure(data)) if f is not None]
+    figures = [
+        f for f in (timeline_figure(data), metrics_figure(data), shadow_figure(data), evidence_figure(data))
+        if f is not None
+    ]
     divs = [
         fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, fig in enumerate(figures)
