@@ -190,7 +190,7 @@ def parse_history(events: list[dict[str, Any]]) -> list[StateVisit]:
 
 def _pick_period(seconds: float) -> int:
     for period in PERIODS:
-        if seconds / period <= 240:
+        if seconds / period <= 90:
             return period
     return PERIODS[-1]
 
@@ -199,9 +199,45 @@ def _dims(items: list[dict[str, str]]) -> dict[str, str]:
     return {d["Name"]: d["Value"] for d in items}
 
 
+Dims = tuple[tuple[str, str], ...]
+
+
+def _dimension_sets(
+    sm: Any, endpoint: str, configs: set[str], variants: set[str] | None
+) -> set[Dims] | None:
+    """The series SageMaker publishes for these configs' variants, from DescribeEndpointConfig (no listing).
+
+    Dimension order as SageMaker's metrics carry them (moto matches dimension lists order-sensitively).
+    None when a config is gone (deleted): the caller lists the metrics instead.
+    """
+    keys: set[Dims] = set()
+    for config in configs:
+        try:
+            described = sm.describe_endpoint_config(EndpointConfigName=config)
+        except (ClientError, BotoCoreError):
+            return None
+        for v in described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", []):
+            base = (("EndpointName", endpoint), ("VariantName", v["VariantName"]))
+            keys |= {base, (*base, ("EndpointConfigName", config))}
+    for variant in variants or ():
+        keys.add((("EndpointName", endpoint), ("VariantName", variant)))
+    return keys
+
+
+def _listed_dimension_sets(cw: Any, endpoint: str, metrics: dict[str, list[str]]) -> set[Dims]:
+    keys: set[Dims] = set()
+    for metric in metrics:
+        pages = cw.get_paginator("list_metrics").paginate(
+            Namespace=NAMESPACE, MetricName=metric, Dimensions=[{"Name": "EndpointName", "Value": endpoint}]
+        )
+        # A set: moto lists a metric once per datum. Tuples keep list_metrics' dimension order.
+        keys |= {tuple((d["Name"], d["Value"]) for d in item["Dimensions"]) for page in pages for item in page["Metrics"]}
+    return keys
+
+
 def _metric_series(
     cw: Any, endpoint: str, start: datetime, end: datetime, period: int,
-    configs: set[str] | None = None, variants: set[str] | None = None,
+    configs: set[str] | None = None, variants: set[str] | None = None, sm: Any = None,
 ) -> list[Series]:
     """Invocations, 5XX rate and latency of the endpoint's variants in the window.
 
@@ -213,19 +249,12 @@ def _metric_series(
         "Invocation5XXErrors": ["Average"],
         "ModelLatency": ["Average", "Maximum"],
     }
-    found: dict[str, set[tuple[tuple[str, str], ...]]] = {}
-    for metric in wanted:
-        pages = cw.get_paginator("list_metrics").paginate(
-            Namespace=NAMESPACE, MetricName=metric, Dimensions=[{"Name": "EndpointName", "Value": endpoint}]
-        )
-        # A set: moto lists a metric once per datum. Tuples keep list_metrics' dimension order (see below).
-        found[metric] = {tuple((d["Name"], d["Value"]) for d in item["Dimensions"])
-                         for page in pages for item in page["Metrics"]}
+    keys = _dimension_sets(sm, endpoint, configs, variants) if sm is not None and configs else None
+    if keys is None:
+        keys = _listed_dimension_sets(cw, endpoint, wanted)
     keep_variants = set(variants or ())
     if configs is not None:
-        for dims_set in found.values():
-            keep_variants |= {dict(d).get("VariantName", "") for d in dims_set
-                              if dict(d).get("EndpointConfigName") in configs}
+        keep_variants |= {dict(d).get("VariantName", "") for d in keys if dict(d).get("EndpointConfigName") in configs}
 
     def relevant(dims: dict[str, str]) -> bool:
         if "VariantName" not in dims:
@@ -238,7 +267,7 @@ def _metric_series(
 
     combos: list[Series] = []
     for metric, stats in wanted.items():
-        for key in sorted(found[metric]):
+        for key in sorted(keys):
             dims = dict(key)
             if not relevant(dims):
                 continue
@@ -440,7 +469,8 @@ def collect(
         configs = {c for c in (new_config, previous, deployment.get("current_config")) if c}
         shadow_doc = document.get("shadow") if isinstance(document.get("shadow"), dict) else {}
         variants = {v for v in (shadow_doc.get("shadow_variant"), shadow_doc.get("production_variant")) if v}
-        series = _metric_series(cw, endpoint, window_start, window_end, chosen_period, configs, variants)
+        series = _metric_series(cw, endpoint, window_start, window_end, chosen_period, configs, variants,
+                                sm=client("sagemaker"))
         alarms = _alarms(cw, endpoint, _alarm_names(document), window_start, window_end)
     error = document.get("error") or (
         {"Error": execution.get("error"), "Cause": execution.get("cause")} if execution.get("error") else None
