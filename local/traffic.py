@@ -528,6 +528,30 @@ class TrafficReplayer:
         )
 
 
+def write_ground_truth(records: Sequence[RequestRecord], s3_uri: str, endpoint: str, s3: Any = None) -> str | None:
+    """Labels of answered requests as Model Monitor ground truth: one JSON Lines object under
+    `<s3_uri>/<endpoint>/yyyy/mm/dd/hh/`, each line `{"groundTruthData": {"data": "1", "encoding": "CSV"},
+    "eventMetadata": {"eventId": <inference id>}, "eventVersion": "0"}`. Needs `inference_ids=True`.
+    Returns the key written (None when no record had both an inference id and a label)."""
+    if not s3_uri.startswith("s3://"):
+        raise TrafficError(f"ground truth goes to an s3:// prefix, got {s3_uri!r}")
+    lines = [
+        json.dumps({
+            "groundTruthData": {"data": str(int(float(r.label))), "encoding": "CSV"},
+            "eventMetadata": {"eventId": r.inference_id}, "eventVersion": "0",
+        })
+        for r in records if r.inference_id and r.label not in (None, "") and r.status == "ok"
+    ]
+    if not lines:
+        return None
+    bucket, _, prefix = s3_uri[5:].partition("/")
+    now = time.gmtime()
+    key = "/".join(p for p in (prefix.strip("/"), endpoint, time.strftime("%Y/%m/%d/%H", now),
+                               f"{time.strftime('%M-%S', now)}-{uuid.uuid4()}.jsonl") if p)
+    (s3 or boto3.client("s3")).put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+    return key
+
+
 def replay(config: TrafficConfig, data: HeldOut, **kwargs: Any) -> TrafficResult:
     """Run one replay to completion (see TrafficReplayer for the keyword arguments)."""
     return TrafficReplayer(config, data, **kwargs).run()

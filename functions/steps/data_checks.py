@@ -162,9 +162,10 @@ def _publish(
     execution: str | None,
 ) -> str:
     model = state.model or "unknown"
+    # Not the execution's outcome (that stays DEPLOYED): the execution that ran the check is a detail.
     payload = NotificationPayload(
-        outcome=outcome, endpoint=state.endpoint_name, model=model, execution=execution, summary=summary,
-        details=details, timestamp=now.isoformat(),
+        outcome=outcome, endpoint=state.endpoint_name, model=model, summary=summary,
+        details=details | ({"checked_after_execution": execution} if execution else {}), timestamp=now.isoformat(),
     )
     body = "\n".join([
         f"Guardrail: {model} {HEADLINES.get(outcome, outcome.lower())}.", "", summary, "",
