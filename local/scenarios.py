@@ -59,6 +59,7 @@ class Scenario(BaseModel):
 CANARY = {"strategy": "CANARY", "canary_percent": 25}
 LINEAR = {"strategy": "LINEAR", "linear_step_percent": 50}
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
+# Shadow scenarios send 40 req/s: the sequential verdict needs ~100+ paired requests to be conclusive.
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -84,14 +85,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         key="shadow-promote", row="shadow promote", title="Shadow test of a better model: promoted",
         model="xgb-best", version="v5", deployment=SHADOW,
-        expected="PROMOTED", serves_after="v5", endpoint_changes=True, traffic_rps=20,
+        expected="PROMOTED", serves_after="v5", endpoint_changes=True, traffic_rps=40,
     ),
     Scenario(
         # The slow model: it passes the quality gate (its AUC is within the allowed drop from production's,
         # which an erroring or clearly worse model's is not), then fails the shadow test on latency.
         key="shadow-reject", row="shadow reject", title="Shadow test of a slow model: removed",
         model="slow", version="v6", deployment=SHADOW,
-        expected="SHADOW_REJECTED", serves_after="v5", traffic_rps=20,
+        expected="SHADOW_REJECTED", serves_after="v5", traffic_rps=40,
     ),
     Scenario(
         key="quality-gate-below-threshold", row="quality gate", title="Quality gate: AUC below threshold",
