@@ -120,10 +120,12 @@ def numeric_baseline(column: str, values: np.ndarray, bins: int = BINS) -> Numer
     if not len(present):
         return NumericBaseline(column=column, count=len(values), missing=len(values), mean=None, std=None,
                                min=None, max=None, quantiles={}, bin_edges=[], bin_proportions=[1.0])
-    # Interior edges at the deciles (deduplicated, so discrete columns get one bin per value range).
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
-    if len(edges) == 0 or (len(edges) == 1 and edges[0] == present.min()):
-        edges = np.unique(present)[1:][: bins - 1]
+    # A column with few distinct values gets one bin per value; others get interior edges at the deciles.
+    distinct = np.unique(present)
+    if len(distinct) <= bins:
+        edges = distinct[1:]
+    else:
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
     counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
     return NumericBaseline(
         column=column, count=len(values), missing=int(np.isnan(values).sum()), mean=float(present.mean()),
