@@ -247,7 +247,7 @@ def _metric_series(
     wanted = {
         "Invocations": ["Sum"],
         "Invocation5XXErrors": ["Average"],
-        "ModelLatency": ["Average", "Maximum"],
+        "ModelLatency": ["Average"],
     }
     keys = _dimension_sets(sm, endpoint, configs, variants) if sm is not None and configs else None
     if keys is None:
@@ -263,7 +263,8 @@ def _metric_series(
             return True
         if "EndpointConfigName" in dims:
             return dims["EndpointConfigName"] in configs or dims["VariantName"] in (variants or ())
-        return dims["VariantName"] in keep_variants
+        # Per-variant series (both fleets summed) only feed the shadow panel.
+        return bool(variants) and dims["VariantName"] in keep_variants
 
     combos: list[Series] = []
     for metric, stats in wanted.items():
@@ -502,19 +503,24 @@ def collect(
 
 
 def _mark_moments(fig: go.Figure, moments: list[Moment], rows: int = 1) -> None:
-    """Vertical dashed lines at the moments that matter (drawn as shapes: works on date axes)."""
+    """Vertical dashed lines at the moments that matter (drawn as shapes: works on date axes).
+
+    Set in one layout update: plotly copies the whole shape list on every add_shape.
+    """
+    shapes, notes = list(fig.layout.shapes), list(fig.layout.annotations)
     for moment in moments:
         colour = "#c0392b" if "ALARM" in moment.label or "roll" in moment.label else "#7f8c8d"
         for row in range(1, rows + 1):
             axis = "" if row == 1 else str(row)
-            fig.add_shape(
-                type="line", x0=moment.at, x1=moment.at, y0=0, y1=1,
-                xref=f"x{axis}", yref=f"y{axis} domain", line={"dash": "dot", "width": 1, "color": colour},
-            )
-        fig.add_annotation(
-            x=moment.at, y=1.0, xref="x", yref="paper", text=moment.label, showarrow=False,
-            textangle=-60, yanchor="bottom", font={"size": 10, "color": colour},
-        )
+            shapes.append({
+                "type": "line", "x0": moment.at, "x1": moment.at, "y0": 0, "y1": 1, "xref": f"x{axis}",
+                "yref": f"y{axis} domain", "line": {"dash": "dot", "width": 1, "color": colour},
+            })
+        notes.append({
+            "x": moment.at, "y": 1.0, "xref": "x", "yref": "paper", "text": moment.label, "showarrow": False,
+            "textangle": -60, "yanchor": "bottom", "font": {"size": 10, "color": colour},
+        })
+    fig.update_layout(shapes=shapes, annotations=notes)
 
 
 def timeline_figure(data: ReportData) -> go.Figure:
