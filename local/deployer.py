@@ -159,15 +159,16 @@ class _Carried:
     def __init__(self) -> None:
         self.outputs: dict[str, Any] = {}
 
-    def carry(self, value: Any) -> Any:
+    def carry(self, value: Any, condition: str | None = None) -> Any:
+        """`condition`: the resource's Condition (an Output cannot refer to a resource that was not created)."""
         if isinstance(value, dict) and len(value) == 1 and (next(iter(value)) == "Ref" or next(iter(value)).startswith("Fn::")):
             name = f"{HIDDEN_OUTPUT}{len(self.outputs)}"
-            self.outputs[name] = {"Value": value}
+            self.outputs[name] = {"Value": value} | ({"Condition": condition} if condition else {})
             return {"__output__": name}
         if isinstance(value, dict):
-            return {k: self.carry(v) for k, v in value.items()}
+            return {k: self.carry(v, condition) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.carry(v) for v in value]
+            return [self.carry(v, condition) for v in value]
         return value
 
     @staticmethod
@@ -189,6 +190,7 @@ def patch_for_moto(cfn: dict[str, Any], code_dirs: dict[str, Path]) -> tuple[dic
     for logical_id, resource in cfn["Resources"].items():
         rtype = resource["Type"]
         props = resource.setdefault("Properties", {})
+        condition = resource.get("Condition")
         if rtype == "AWS::Lambda::Function" and logical_id in code_dirs:
             props["Code"] = {"ZipFile": PLACEHOLDER_CODE}
             props.pop("Layers", None)
@@ -197,11 +199,11 @@ def patch_for_moto(cfn: dict[str, Any], code_dirs: dict[str, Path]) -> tuple[dic
                 variables[name] = {"Fn::Join": ["", [value]]} if isinstance(value, dict) else str(value)
             tags = [t for t in props.get("Tags", []) if t.get("Key") != CODE_DIR_TAG]
             props["Tags"] = [*tags, {"Key": CODE_DIR_TAG, "Value": str(code_dirs[logical_id])}]
-            after["function_tags"][logical_id] = carried.carry(props["Tags"])  # moto's CFN drops Tags
+            after["function_tags"][logical_id] = carried.carry(props["Tags"], condition)  # moto's CFN drops Tags
         elif rtype == "AWS::S3::Bucket":
             ignored = {k: props[k] for k in BUCKET_PROPERTIES_MOTO_IGNORES if k in props}
             if ignored:
-                after["buckets"][logical_id] = carried.carry(ignored)
+                after["buckets"][logical_id] = carried.carry(ignored, condition)
         elif rtype == "AWS::StepFunctions::StateMachine":
             if "DefinitionS3Location" in props:
                 raise DeployError(f"{logical_id}: DefinitionS3Location is not supported locally; use DefinitionUri")
@@ -216,7 +218,8 @@ def patch_for_moto(cfn: dict[str, Any], code_dirs: dict[str, Path]) -> tuple[dic
                     "Substitutions": props.pop("DefinitionSubstitutions", {}),
                     "RoleArn": props.get("RoleArn", ""),
                     "Type": props.get("StateMachineType", "STANDARD"),
-                }
+                },
+                condition,
             )
     cfn.setdefault("Outputs", {}).update(carried.outputs)
     return cfn, after
@@ -269,9 +272,10 @@ def deploy(
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: {reasons}")
 
     all_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
-    resolved = _Carried.resolve(after, all_outputs)
     summaries = [s for s in _stack_resources(cloudformation, stack_name) if s["LogicalResourceId"]]
     resources = {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
+    created_only = {kind: {lid: v for lid, v in items.items() if lid in resources} for kind, items in after.items()}
+    resolved = _Carried.resolve(created_only, all_outputs)
     types = {s["LogicalResourceId"]: s["ResourceType"] for s in summaries}
     missing = sorted(set(cfn["Resources"]) - set(resources))
     if missing:

@@ -43,7 +43,7 @@ def test_samconfig_errors_are_clear(tmp_path):
 def test_functions_run_from_their_code_uri_and_lose_layers():
     _, body, after = translated()
     functions = {k: r for k, r in body["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
-    assert set(functions) == {"ParseFunction", "FlakyFunction", "NotifyFunction"}
+    assert set(functions) == {"ParseFunction", "FlakyFunction", "NotifyFunction", "ExtraFunction"}
     for logical_id, resource in functions.items():
         props = resource["Properties"]
         assert props["Code"] == {"ZipFile": deployer.PLACEHOLDER_CODE}
@@ -151,3 +151,17 @@ def test_the_projects_template_translates_with_every_function_from_the_working_t
         placeholders = set(deployer.SUBSTITUTION.findall(separator.join(parts)))
         assert placeholders, "the definition has no ${...} placeholders"
         assert placeholders <= set(spec["Substitutions"]), placeholders - set(spec["Substitutions"])
+
+
+def test_a_conditional_resources_carried_values_share_its_condition():
+    """An Output may not refer to a resource whose Condition is false: moto would fail the stack."""
+    cfn = {"Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket", "Condition": "WantsBucket", "Properties": {
+            "VersioningConfiguration": {"Status": {"Ref": "Versioning"}}}},
+        "Always": {"Type": "AWS::S3::Bucket", "Properties": {"VersioningConfiguration": {"Status": {"Ref": "Versioning"}}}},
+    }}
+    body, after = deployer.patch_for_moto(cfn, {})
+    conditional = after["buckets"]["Bucket"]["VersioningConfiguration"]["Status"]["__output__"]
+    always = after["buckets"]["Always"]["VersioningConfiguration"]["Status"]["__output__"]
+    assert body["Outputs"][conditional] == {"Value": {"Ref": "Versioning"}, "Condition": "WantsBucket"}
+    assert body["Outputs"][always] == {"Value": {"Ref": "Versioning"}}
