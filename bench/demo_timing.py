@@ -22,22 +22,18 @@ from local.scenarios import Scenario
 
 
 def floor_seconds(scenario: Scenario, p: dict[str, float]) -> float:
-    """The least time the flow must take for this scenario with these stack parameters."""
+    """The waits the flow cannot skip for this scenario with these stack parameters."""
     poll, bake, termination = p["PollIntervalSeconds"], p["WaitIntervalSeconds"], p["TerminationWaitSeconds"]
-    watch, alarm = p["PostDeploymentWatchSeconds"], p["AlarmPeriodSeconds"] * p["AlarmEvaluationPeriods"]
+    watch = p["PostDeploymentWatchSeconds"]
     deployment = scenario.deployment or {}
     if scenario.expected in ("REJECTED", "FAILED"):
-        return 0.0
-    if scenario.expected == "SHADOW_REJECTED" or scenario.expected == "PROMOTED":
-        return p["ShadowDurationSeconds"] if scenario.expected == "PROMOTED" else min(alarm, p["ShadowDurationSeconds"])
-    if scenario.key == "first-deployment":
-        return poll  # CreateEndpoint, then at least one wait before the check sees it InService
-    if scenario.expected == "ROLLED_BACK":
-        return alarm  # the new fleet's alarm needs its evaluation periods of data
-    steps = {"CANARY": 2, "LINEAR": 100 // int(deployment.get("linear_step_percent", 50))}.get(
-        deployment.get("strategy", "ALL_AT_ONCE"), 1
-    )
-    return steps * bake + termination + watch
+        return 0.0  # decided before anything is created
+    if scenario.expected in ("PROMOTED", "SHADOW_REJECTED", "ROLLED_BACK") or scenario.key == "first-deployment":
+        # The sequential shadow verdict and the alarms can end these as soon as the evidence is there:
+        # at least one Wait before the check that sees it.
+        return poll
+    steps = 100 // int(deployment.get("linear_step_percent", 50)) if deployment.get("strategy") == "LINEAR" else 1
+    return steps * bake + termination + watch  # bake per traffic step, old fleet's termination wait, watch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'scenario':32} {'outcome':16} {'wall s':>7} {'floor s':>8} {'overhead s':>10}")
         total = 0.0
         failed = 0
-        for r in run_all(target, models, selected):
+        from local.alerts import AlertStream
+
+        alerts = AlertStream(target.env or {}, target.alert_queue_url)
+        for r in run_all(target, models, selected, alerts=alerts):
             floor = floor_seconds(scenarios.get(r.key), numbers)
             total += r.seconds
             failed += not r.ok
