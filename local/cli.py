@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
 DEFAULT_MODELS = Path("artifacts/models")
 DEFAULT_WORKDIR = Path(".guardrail")
-console = Console()
+console = Console(soft_wrap=True)  # ARNs and S3 URIs stay on one line (copy-paste)
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -76,54 +77,66 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise SystemExit(f"no such event file: {event_path}")
     try:
         event = json.loads(event_path.read_text())
-        key = event["detail"]["object"]["key"]
+        detail = event["detail"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise SystemExit(f"{event_path} is not an S3 Object Created event: {exc!r}") from None
+        raise SystemExit(f"{event_path} is not an EventBridge event: {exc!r}") from None
     target = _target(args)
     sfn = target.client("stepfunctions")
     machine = args.state_machine_arn or target.state_machine_arn
-    since = datetime.now(UTC)
     scenario = scenarios.BY_KEY.get(event_path.stem)
-    if args.aws:
-        # EventBridge refuses PutEvents with an aws.* source, so on AWS a replay starts the execution.
-        arn = sfn.start_execution(
-            stateMachineArn=machine, name=f"replay-{event_path.stem}-{int(time.time())}"[:80], input=json.dumps(event)
-        )["executionArn"]
-    elif scenario is not None and scenario.trigger == "upload":
+    # The saved events carry a placeholder bucket: point them at the stack's.
+    if isinstance(detail.get("bucket"), dict):
+        detail["bucket"]["name"] = target.bucket
+        event["resources"] = [f"arn:aws:s3:::{target.bucket}"]
+    key = (detail.get("object") or {}).get("key")
+    is_upload = isinstance(key, str) and key.startswith(target.model_prefix) and key.endswith("/model.tar.gz")
+    since = datetime.now(UTC)
+
+    def start_directly() -> str:
+        name = f"replay-{event_path.stem}-{int(time.time() * 1000)}"[:80]
+        return sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(event))["executionArn"]
+
+    if not is_upload:
+        # A malformed event never matches the rule: it goes straight to the state machine (events/README.md).
+        arn = start_directly()
+    elif args.aws:
+        # EventBridge refuses PutEvents with an aws.* source: on AWS a replay starts the execution, with the
+        # identity of the object as it is in the bucket now.
+        try:
+            head = target.client("s3").head_object(Bucket=target.bucket, Key=key)
+            detail["object"].update({"etag": head["ETag"].strip('"'), "version-id": head.get("VersionId")})
+        except ClientError as exc:  # the execution then reports the missing artifact itself
+            console.print(f"[yellow]cannot read s3://{target.bucket}/{key}: {exc}[/yellow]")
+        arn = start_directly()
+    elif scenario is not None:
         # Locally: stage the scenario's files into the stack's bucket; the tarball upload is the trigger.
         head = scenarios.stage(target.client("s3"), target.bucket, scenario, args.models, target.model_prefix)
-        console.print(f"uploaded s3://{target.bucket}/{head['key']} (etag {head['etag']})")
+        console.print(f"uploaded s3://{target.bucket}/{head['key']}")
         arn = find_execution(sfn, machine, head["key"], since, timeout=30)
     else:
-        # Not an upload the rule would match (or an unknown event): put it on the bus as S3 would.
-        event["detail"]["bucket"]["name"] = target.bucket
-        events = target.client("events")
-        answer = events.put_events(Entries=[{
+        # An upload we have no artifacts for: put the event on the bus as S3 would.
+        answer = target.client("events").put_events(Entries=[{
             "Source": event.get("source", "aws.s3"), "DetailType": event.get("detail-type", "Object Created"),
-            "Detail": json.dumps(event["detail"]), "Resources": event.get("resources", []),
+            "Detail": json.dumps(detail), "Resources": event.get("resources", []),
         }])
         if answer.get("FailedEntryCount"):
             raise SystemExit(f"put_events refused the event: {answer['Entries']}")
-        try:
-            arn = find_execution(sfn, machine, key, since, timeout=10)
-        except TimeoutError:
-            console.print("the rule did not match this event: starting the execution directly")
-            arn = sfn.start_execution(
-                stateMachineArn=machine, name=f"replay-{event_path.stem}-{int(time.time())}"[:80],
-                input=json.dumps(event),
-            )["executionArn"]
+        arn = find_execution(sfn, machine, key, since, timeout=30)
     console.print(f"execution {arn}")
     if args.no_wait:
         return 0
     doc = wait_for(sfn, arn, timeout=args.timeout)
     outcome = doc.get("outcome")
-    console.print(f"outcome [bold]{outcome}[/bold]" + (f" ({doc['error'].get('Error')})" if doc.get("error") else ""))
+    error = doc.get("error") or {}
+    console.print(f"outcome [bold]{outcome}[/bold]" + (f" ({error.get('Error')})" if error else ""))
     if args.report:
         from local.report import write_report
 
-        console.print(f"report {write_report(arn, Path(args.reports) / f'{event_path.stem}.html', target.client)}")
-    if scenario is not None and outcome != scenario.expected:
-        console.print(f"[red]expected {scenario.expected}[/red]")
+        path = write_report(arn, Path(args.reports) / f"{event_path.stem}.html", target.client)
+        console.print(f"report {path}")
+    expected = scenario.expected if scenario else ("FAILED" if not is_upload else None)
+    if expected and outcome != expected:
+        console.print(f"[red]expected {expected}[/red]")
         return 1
     return 0
 

@@ -4,6 +4,7 @@ ends on a known good config, duplicates are no-ops, and every outcome but a dupl
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -171,3 +172,24 @@ def test_killed_lambda_worker_leaves_a_known_good_endpoint(deployed, cloud, targ
         time.sleep(1)
     assert view.status == "InService" and view.config in (before, config("k1"))
     assert lock_items(cloud, target) == []
+
+
+def test_cli_replay_status_and_report_on_the_local_cloud(deployed, cloud, models_dir, tmp_path, capsys):
+    from local.cli import main
+
+    events = Path(__file__).resolve().parents[2] / "events"
+    where = ["--workdir", str(cloud.workdir), "--models", str(models_dir)]
+    # A saved upload event: its artifacts are staged and uploaded; the table's outcome is expected.
+    assert main(["replay", str(events / "quality-gate-biased.json"), *where, "--report",
+                 "--reports", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "outcome REJECTED" in out and (tmp_path / "quality-gate-biased.html").is_file()
+    # A malformed event goes straight to the state machine and fails clearly.
+    assert main(["replay", str(events / "bad-input-malformed-event.json"), *where]) == 0
+    assert "outcome FAILED (InvalidTrigger)" in capsys.readouterr().out
+    assert main(["status", "--workdir", str(cloud.workdir)]) == 0
+    status = capsys.readouterr().out
+    assert "InService" in status and "REJECTED" in status and "FAILED" in status
+    arn = re.search(r"execution (arn:aws:states:\S+)", out).group(1)
+    assert main(["report", arn, "--workdir", str(cloud.workdir), "--out", str(tmp_path / "r.html")]) == 0
+    assert "Plotly.newPlot" in (tmp_path / "r.html").read_text()

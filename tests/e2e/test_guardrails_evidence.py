@@ -90,7 +90,7 @@ def test_equal_model_is_promoted(upload):
     assert paired["agreement"] == pytest.approx(1.0)  # same model: same answer to every request
 
 
-def test_subtly_worse_model_is_caught_by_ground_truth_pairing(upload):
+def test_subtly_worse_model_is_caught_by_ground_truth_pairing(upload, target):
     run = upload("worse", "v4")
     assert run.outcome == "SHADOW_REJECTED", _why(run)
     # CloudWatch sees nothing wrong; the paired AUC test on the same labelled requests does.
@@ -98,6 +98,13 @@ def test_subtly_worse_model_is_caught_by_ground_truth_pairing(upload):
     auc = _metric(run, "paired_auc")
     assert auc["decision"] == "REJECT" and auc["p_value"] < 0.05 and auc["difference"] > 0
     assert run.labels_written > 100
+    # The HTML report shows the numbers behind the verdict.
+    from local.report import collect, evidence_figure, render
+
+    data = collect(run.execution_arn, client=target.client)
+    table = evidence_figure(data)
+    assert table is not None and "paired_auc" in table.data[0].cells.values[0]
+    assert "Verdict evidence" in render(data)
 
 
 def test_erroring_model_is_rejected_early(upload):

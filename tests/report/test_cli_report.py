@@ -1,0 +1,25 @@
+"""`guardrail report` on a real (moto) execution, through the CLI entry point."""
+
+import pytest
+
+from local.cli import main
+
+
+def test_report_command_writes_the_html(rollback_execution, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", rollback_execution.arn, "--aws", "--out", str(out)]) == 0
+    assert "report written to" in capsys.readouterr().out
+    html = out.read_text()
+    assert html.count("Plotly.newPlot") == 2 and "ROLLED_BACK" in html
+
+
+def test_report_command_unknown_execution_is_a_clear_error(rollback_execution):
+    with pytest.raises(SystemExit, match="cannot read execution"):
+        main(["report", rollback_execution.arn + "-nope", "--aws"])
+
+
+def test_local_commands_need_a_running_local_cloud(tmp_path):
+    with pytest.raises(SystemExit, match="guardrail up"):
+        main(["status", "--workdir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no such event file"):
+        main(["replay", str(tmp_path / "missing.json"), "--workdir", str(tmp_path)])
