@@ -23,3 +23,10 @@ def test_local_commands_need_a_running_local_cloud(tmp_path):
         main(["status", "--workdir", str(tmp_path)])
     with pytest.raises(SystemExit, match="no such event file"):
         main(["replay", str(tmp_path / "missing.json"), "--workdir", str(tmp_path)])
+
+
+def test_train_up_down_hand_their_arguments_to_their_owners(tmp_path, capsys):
+    # training.cli validates its own arguments; local.cloud down finds no cloud in an empty workdir.
+    assert main(["train", "--trials", "1"]) == 2
+    assert main(["down", "--workdir", str(tmp_path)]) == 0
+    assert "no local cloud running" in capsys.readouterr().out
