@@ -140,9 +140,7 @@ def test_drifted_traffic_raises_drift(target, data, alerts):
 
 
 def test_malformed_and_out_of_range_traffic_raises_data_quality(target, data, alerts):
-    import time
-
-    time.sleep(12)  # let the drifted window pass
+    # (the drifted rows may still be in the 12 s window: drift and data quality are flagged independently)
     replay_for(target, data, rps=40, seconds=6, seed=2, malformed_fraction=0.3, out_of_range_fraction=0.2)
     result = check_data_now(target)
     assert "DATA_QUALITY" in result["flags"], result["explanation"]
