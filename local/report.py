@@ -674,7 +674,8 @@ def evidence_figure(data: ReportData) -> go.Figure | None:
     analysis = (data.shadow or {}).get("analysis") or {}
     details = analysis.get("details") or {}
     verdict = details.get("verdict") or {}
-    check = data.document.get("data_check") if isinstance(data.document.get("data_check"), dict) else {}
+    raw_check = data.document.get("data_check")
+    check: dict[str, Any] = raw_check if isinstance(raw_check, dict) else {}
     metrics = verdict.get("metrics") or []
     if not metrics and not verdict and not check:
         return None

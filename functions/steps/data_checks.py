@@ -185,7 +185,7 @@ def check_data(doc: CheckDataInput, settings: Settings, now: datetime | None = N
     now = now or datetime.now(UTC)
     endpoint = doc.upload.endpoint_name if doc.upload else settings.endpoint_name
     since = now - timedelta(seconds=settings.data_check_window_seconds)
-    base = {"endpoint_name": endpoint, "window_start": since.isoformat(), "window_end": now.isoformat()}
+    base: dict[str, Any] = {"endpoint_name": endpoint, "window_start": since.isoformat(), "window_end": now.isoformat()}
     if not settings.data_capture_uri:
         return DataCheckState(status="SKIPPED", explanation="DATA_CAPTURE_URI is not set: nothing to check", **base)
     serving = _serving(endpoint)
@@ -239,6 +239,7 @@ def check_data(doc: CheckDataInput, settings: Settings, now: datetime | None = N
         explanation=" | ".join(notes) or f"OK: {drift_report.explanation} | {quality_report.explanation}", **base,
     )
     ids = []
+    details: dict[str, Any]
     for flag in flags:
         if flag == "DRIFT":
             summary = (f"Inputs of {model} on {endpoint} drifted from the training baseline "
