@@ -200,6 +200,8 @@ def facet_cut(facet: FacetBias, evaluation: ModelEvaluation) -> tuple[str, live_
                 bounds.append((float(low) - 1, float(high), group))
     except ValueError:
         return None
+    if not bounds:
+        return None
     bounds.sort()
     edges = [bounds[0][0]] + [b[1] for b in bounds]
     try:

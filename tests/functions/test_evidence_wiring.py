@@ -269,3 +269,24 @@ def test_handler_accepts_a_scheduled_event(aws, monkeypatch) -> None:
 def test_shadow_analysis_module_keeps_the_threshold_method() -> None:
     assert load_settings().shadow_method == "thresholds"  # code default; the template selects msprt
     assert shadow_analysis.analyze is not None
+
+
+def test_mostly_malformed_shadow_traffic_ends_inconclusive_not_promoted(aws, one_second_periods, baseline_eval) -> None:
+    """CloudWatch alone would PROMOTE; the capture shows most requests were junk, so the end is INCONCLUSIVE."""
+    s3, cw = boto3.client("s3"), boto3.client("cloudwatch")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="models/m/2/evaluation.json", Body=json.dumps(baseline_eval))
+    _put(cw, "prod", 400, 0, 2000, 0.05, 7)
+    _put(cw, "shadow", 400, 0, 2000, 0.05, 8)
+    at = (START + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = ["not-a-number,10" if i % 10 < 7 else "40,500" for i in range(200)]
+    for variant in ("prod", "shadow"):
+        _capture(s3, variant, [capture_line(f"{variant}{i}", row, "0.2", inference_id=f"r{i}", inference_time=at)
+                               for i, row in enumerate(rows)])
+    state = _shadow(capture_uri=f"s3://{BUCKET}/capture", evaluation_uri=f"s3://{BUCKET}/models/m/2/evaluation.json")
+    early = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=False)
+    assert early.verdict is Verdict.INCONCLUSIVE and not early.decisive  # PROMOTE withheld: keep watching
+    assert "malformed" in early.details["withheld"]
+    end = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=True)
+    assert end.verdict is Verdict.INCONCLUSIVE and end.decisive
+    assert end.details["verdict"]["blocked_by"] and "DATA_QUALITY" in end.details["evidence"]["flags"]
