@@ -12,7 +12,7 @@ from moto.server import ThreadedMotoServer
 from local.alarms import AlarmEvaluator, patch_moto
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     patch_moto()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -27,7 +27,7 @@ def aws_session() -> boto3.session.Session:
     return boto3.session.Session()  # one session: service models are loaded once
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cw(moto_url: str, aws_session):
     return aws_session.client("cloudwatch", endpoint_url=moto_url, region_name=REGION)
 

@@ -95,7 +95,7 @@ def artifacts(boosters: dict[str, xgb.Booster]) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -104,7 +104,7 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3(moto_url: str, artifacts: dict[str, bytes]) -> Any:
     client = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                           config=Config(s3={"addressing_style": "path"}))
@@ -114,12 +114,12 @@ def s3(moto_url: str, artifacts: dict[str, bytes]) -> Any:
     return client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cloudwatch(moto_url: str) -> Any:
     return boto3.client("cloudwatch", endpoint_url=moto_url, region_name="us-east-1")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator(moto_url: str, s3: Any) -> Iterator[EmulatorServer]:
     server = EmulatorServer(aws_endpoint_url=moto_url, provisioning_delay=0.2, alarm_poll_interval=0.2,
                             flush_interval=0.5).start()
@@ -127,13 +127,13 @@ def emulator(moto_url: str, s3: Any) -> Iterator[EmulatorServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sm(emulator: EmulatorServer) -> Any:
     return boto3.client("sagemaker", endpoint_url=emulator.url, region_name="us-east-1",
                         config=Config(retries={"max_attempts": 1}))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def smr(emulator: EmulatorServer) -> Any:
     return boto3.client("sagemaker-runtime", endpoint_url=emulator.url, region_name="us-east-1",
                         config=Config(retries={"max_attempts": 1}, max_pool_connections=20))

@@ -33,7 +33,7 @@ def artifacts() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     patch_moto()  # before any alarm exists: alarms start INSUFFICIENT_DATA, history is recorded
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -43,7 +43,7 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3(moto_url: str, artifacts: dict[str, bytes]) -> Any:
     client = boto3.client(
         "s3", endpoint_url=moto_url, region_name=REGION, config=Config(s3={"addressing_style": "path"})
@@ -54,7 +54,7 @@ def s3(moto_url: str, artifacts: dict[str, bytes]) -> Any:
     return client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def slow_artifact(s3: Any) -> str:
     """v1's answers, ~10 ms a row (a few seconds to build, so only the tests that need it pay)."""
     s3.put_object(
@@ -63,7 +63,7 @@ def slow_artifact(s3: Any) -> str:
     return "slow"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator(moto_url: str, s3: Any) -> Iterator[EmulatorServer]:
     server = EmulatorServer(
         aws_endpoint_url=moto_url, provisioning_delay=0.2, alarm_poll_interval=0.2, flush_interval=0.5
@@ -80,19 +80,19 @@ def evaluator(moto_url: str) -> Iterator[AlarmEvaluator]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cloudwatch(moto_url: str) -> Any:
     return boto3.client("cloudwatch", endpoint_url=moto_url, region_name=REGION)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sm(emulator: EmulatorServer) -> Any:
     return boto3.client(
         "sagemaker", endpoint_url=emulator.url, region_name=REGION, config=Config(retries={"max_attempts": 1})
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def holdout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_holdout(tmp_path_factory.mktemp("traffic") / "holdout.csv")
 
