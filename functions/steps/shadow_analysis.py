@@ -152,18 +152,25 @@ def policy_for(settings: Settings, overrides: GuardrailOverrides | None = None) 
     return sequential.VerdictPolicy.model_validate(values)
 
 
-def variant_sample(endpoint: str, variant: str, start: datetime, end: datetime, period: int) -> sequential.VariantSample:
-    """Cumulative counts of one variant over [start, end): 5XX Sum/SampleCount, ModelLatency per period."""
+def variant_sample(
+    endpoint: str, variant: str, start: datetime, end: datetime, period: int, config: str | None = None,
+    name: str | None = None,
+) -> sequential.VariantSample:
+    """Cumulative counts of one variant (of one fleet, with `config`) over [start, end): 5XX Sum/SampleCount,
+    ModelLatency per period."""
+    dims = {"EndpointName": endpoint, "VariantName": variant}
+    if config:
+        dims["EndpointConfigName"] = config  # the dimension SageMaker adds per fleet during a deployment
     window: dict[str, Any] = {
         "namespace": NAMESPACE,
-        "dimensions": {"EndpointName": endpoint, "VariantName": variant},
+        "dimensions": dims,
         "start": start,
         "end": end,
         "period": period,
     }
     errors = cloudwatch.metric_stats(metric="Invocation5XXErrors", stats=["Sum", "SampleCount"], **window)
     latency = cloudwatch.metric_stats(metric="ModelLatency", stats=["Average", "SampleCount"], **window)
-    return sequential.VariantSample.from_metric_stats(variant, errors, latency)
+    return sequential.VariantSample.from_metric_stats(name or variant, errors, latency)
 
 
 def _stats(sample: sequential.VariantSample) -> VariantStats:
@@ -341,3 +348,30 @@ def _analysis(
         verdict=verdict, decisive=decisive, reasons=reasons, production=_stats(production),
         shadow=_stats(candidate), method="msprt", details=details,
     )
+
+
+def canary_analysis(
+    endpoint: str,
+    previous: tuple[str, str],
+    target: tuple[str, str],
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+    *,
+    final: bool = False,
+    policy: sequential.VerdictPolicy | None = None,
+) -> ShadowAnalysis:
+    """The same sequential verdict for a canary phase: production = the old fleet, shadow = the new fleet,
+    each read under its `EndpointConfigName` dimension. `previous` / `target` are (config, variant).
+    (Not yet called by check_deployment: the alarms still decide the rollout; this gives the evidence.)"""
+    policy = policy or policy_for(settings)
+    period = settings.metric_period_seconds
+    old = variant_sample(endpoint, previous[1], start, end, period, config=previous[0], name=previous[0])
+    new = variant_sample(endpoint, target[1], start, end, period, config=target[0], name=target[0])
+    verdict = sequential.decide(old, new, policy, final=final)
+    decided = _VERDICTS.get(verdict.decision)
+    analysis = _analysis(
+        decided or Verdict.INCONCLUSIVE, decided is not None or final, [verdict.explanation], old, new,
+        {"policy": policy.model_dump(mode="json"), "final": final, "verdict": verdict.model_dump(mode="json")},
+    )
+    return analysis.model_copy(update={"method": "msprt-canary"})

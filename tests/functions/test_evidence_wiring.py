@@ -290,3 +290,34 @@ def test_mostly_malformed_shadow_traffic_ends_inconclusive_not_promoted(aws, one
     end = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=True)
     assert end.verdict is Verdict.INCONCLUSIVE and end.decisive
     assert end.details["verdict"]["blocked_by"] and "DATA_QUALITY" in end.details["evidence"]["flags"]
+
+
+def _put_fleet(cw, config: str, n: int, failures: int, seed: int) -> None:
+    rng = random.Random(seed)
+    dims = [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "AllTraffic"},
+            {"Name": "EndpointConfigName", "Value": config}]
+    data = []
+    for i in range(n):
+        ts = START + timedelta(seconds=i // 4, milliseconds=(i % 4) * 200)
+        data.append({"MetricName": "Invocation5XXErrors", "Dimensions": dims, "Timestamp": ts,
+                     "Value": 1.0 if i % 10 < failures else 0.0, "StorageResolution": 1})
+        data.append({"MetricName": "ModelLatency", "Dimensions": dims, "Timestamp": ts, "Unit": "Microseconds",
+                     "Value": 2000 * (1 + rng.uniform(-0.05, 0.05)), "StorageResolution": 1})
+    for i in range(0, len(data), 500):
+        cw.put_metric_data(Namespace="AWS/SageMaker", MetricData=data[i : i + 500])
+
+
+def test_canary_phase_is_judged_fleet_against_fleet(aws, one_second_periods) -> None:
+    from functions.steps.shadow_analysis import canary_analysis
+
+    cw = boto3.client("cloudwatch")
+    _put_fleet(cw, "cfg-old", 400, 0, 1)
+    _put_fleet(cw, "cfg-bad", 400, 2, 2)  # 20 % of the new fleet's requests fail
+    _put_fleet(cw, "cfg-good", 400, 0, 3)
+    settings = settings_from({"METRIC_PERIOD_SECONDS": "1", "SHADOW_MIN_LATENCY_SAMPLES": "20",
+                              "SHADOW_ERROR_MARGIN": "0.02"})
+    window = (START, START + timedelta(seconds=100))
+    bad = canary_analysis(ENDPOINT, ("cfg-old", "AllTraffic"), ("cfg-bad", "AllTraffic"), *window, settings)
+    assert bad.verdict is Verdict.REJECT and bad.method == "msprt-canary" and bad.shadow.errors_5xx == 80
+    good = canary_analysis(ENDPOINT, ("cfg-old", "AllTraffic"), ("cfg-good", "AllTraffic"), *window, settings)
+    assert good.verdict is Verdict.PROMOTE and good.decisive, good.reasons
