@@ -81,17 +81,22 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
             text += f" Alarms: {', '.join(map(str, firing))}."
     elif outcome in ("PROMOTED", "SHADOW_REJECTED", "INCONCLUSIVE"):
         analysis = _get(doc.shadow, "analysis") or {}
+        actions = _get(doc.shadow, "actions") or {}
         details = {
             "verdict": _get(doc.shadow, "verdict"),
             "reasons": analysis.get("reasons"),
             "production": analysis.get("production"),
             "shadow": analysis.get("shadow"),
+            "evidence": analysis.get("details"),  # the numbers behind the verdict (samples, intervals, margins)
+            "actions": actions or None,
             "experiment": _get(doc.shadow, "experiment_name"),
         }
+        # an inconclusive test ends with the configured default, which may promote as well as remove
+        default = "promoted" if "Promote" in actions.values() else "removed"
         verb = {
             "PROMOTED": "passed its shadow test and was promoted",
             "SHADOW_REJECTED": "failed its shadow test and was removed",
-            "INCONCLUSIVE": "had an inconclusive shadow test and was removed",
+            "INCONCLUSIVE": f"had an inconclusive shadow test and was {default} (the configured default)",
         }[outcome]
         text = f"{model} {verb} on {endpoint}."
         if analysis.get("reasons"):

@@ -73,6 +73,16 @@ def test_shadow_outcomes_carry_the_evidence(inbox) -> None:
     assert "failed its shadow test" in _notify(doc).payload.summary
 
 
+@pytest.mark.parametrize(("shadow_action", "word"), [("Promote", "promoted"), ("Remove", "removed")])
+def test_inconclusive_says_which_default_was_applied(inbox, shadow_action, word) -> None:
+    doc = load_state("conclude_shadow_test")
+    doc["outcome"] = "INCONCLUSIVE"
+    doc["shadow"]["actions"] = {"shadow-v": shadow_action, "prod-v": "Retain" if word == "removed" else "Remove"}
+    out = _notify(doc)
+    assert f"inconclusive shadow test and was {word} (the configured default)" in out.payload.summary
+    assert out.payload.details["actions"] == doc["shadow"]["actions"]
+
+
 def test_failed_on_a_catch_path_with_a_partial_document(inbox) -> None:
     event = load_state("parse_upload")
     event["error"] = {
