@@ -96,7 +96,9 @@ def test_subtly_worse_model_is_caught_by_ground_truth_pairing(upload, target):
     # CloudWatch sees nothing wrong; the paired AUC test on the same labelled requests does.
     assert _metric(run, "error_rate")["decision"] != "REJECT"
     auc = _metric(run, "paired_auc")
-    assert auc["decision"] == "REJECT" and auc["p_value"] < 0.05 and auc["difference"] > 0
+    decisions = {m["metric"]: m["decision"] for m in _verdict(run)["metrics"]}
+    assert auc["decision"] == "REJECT", f"rejected by {decisions}, not by the paired AUC test: {_why(run)}"
+    assert auc["p_value"] < 0.05 and auc["difference"] > 0
     assert run.labels_written > 100
     # The HTML report shows the numbers behind the verdict.
     from local.report import collect, evidence_figure, render
