@@ -24,6 +24,8 @@ Environment variables (upper-case of the template parameter / field name; defaul
                  GROUND_TRUTH_URI (s3:// prefix, Model Monitor layout), DRIFT_PSI_MAJOR [0.2],
                  DATA_QUALITY_MAX_BREACH_FRACTION [0.05], DATA_CHECK_WINDOW_SECONDS [3600],
                  DATA_CHECK_MIN_ROWS [50]
+  canary         CANARY_VERDICT [alarms-only | msprt: the sequential verdict also judges the canary fleet
+                 and publishes Guardrail/CanaryVerdict Regression=1 on REJECT; the template's default]
   lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
 
 Each handler calls `load_settings(required=(...))` at import, naming the resources it needs, so a function
@@ -107,6 +109,7 @@ class Settings(BaseModel):
     data_quality_max_breach_fraction: float = Field(default=0.05, ge=0, le=1)
     data_check_window_seconds: int = Field(default=3600, ge=1)
     data_check_min_rows: int = Field(default=50, ge=1)
+    canary_verdict: Literal["msprt", "alarms-only"] = "alarms-only"
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

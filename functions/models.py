@@ -11,6 +11,7 @@ what the step returns (the ASL stores it at the step's key with `ResultSelector 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -292,6 +293,7 @@ class CreateEndpointConfigInput(UploadInput):
 class AlarmsState(_Out):
     error_alarm: str
     latency_alarm: str
+    verdict_alarm: str | None = None  # on Guardrail/CanaryVerdict Regression, set by check_deployment
     names: list[str]
     created: list[str] = []  # put_metric_alarm is an upsert: names whose definition was absent before
     existed: list[str] = []
@@ -320,6 +322,11 @@ class DeploymentState(_Out):
     alarms_in_alarm: list[str] = []
     attempts: int = 0  # check_deployment polls so far
     deployment_config: dict[str, Any] | None = None  # the DeploymentConfig sent (UPDATE)
+    # The canary's sequential verdict (CANARY_VERDICT=msprt): which fleets, since when, and the latest verdict.
+    previous_variant: str | None = None
+    target_variant: str | None = None
+    started_at: datetime | None = None  # UpdateEndpoint accepted
+    canary_verdict: ShadowAnalysis | None = None
 
 
 class DeployInput(UploadInput):

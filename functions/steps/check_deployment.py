@@ -4,15 +4,31 @@ post-deployment watch of the guardrail alarms.
 A rollback ends with the endpoint InService on the OLD config, so InService alone proves nothing: compare the
 serving EndpointConfigName with the new and the previous config. FailureReason survives into later updates,
 so it is news only when it differs from the value seen before the update.
+
+With CANARY_VERDICT=msprt each poll of an update in progress also judges the new fleet against the old one
+with the sequential verdict (shadow_analysis.canary_analysis). On REJECT it publishes `Regression=1` to the
+verdict alarm's metric, so SageMaker rolls back as for any guardrail alarm; it never publishes otherwise.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters import cloudwatch, sagemaker
-from functions.errors import DeploymentFailed
-from functions.models import AlarmsState, DeploymentMode, DeploymentState, DeploymentStatus, WatchState
+from functions.config import Settings, load_settings
+from functions.errors import DeploymentFailed, aws_errors
+from functions.models import (
+    AlarmsState,
+    DeploymentMode,
+    DeploymentState,
+    DeploymentStatus,
+    ShadowAnalysis,
+    Verdict,
+    WatchState,
+)
+from functions.steps.ensure_alarms import VERDICT_METRIC, VERDICT_NAMESPACE, verdict_dimensions
+from functions.steps.shadow_analysis import canary_analysis
 
 IN_PROGRESS = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 FAILED = {"Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"}
@@ -55,10 +71,61 @@ def _alarm_names(alarms: AlarmsState | None, deployment: DeploymentState) -> lis
     return [a["AlarmName"] for a in rollback.get("Alarms", [])]
 
 
-def check_deployment(deployment: DeploymentState, alarms: AlarmsState | None) -> DeploymentState:
+def judge_canary(deployment: DeploymentState, settings: Settings, now: datetime) -> ShadowAnalysis | None:
+    """The sequential verdict on the new fleet so far, or None when it does not apply (no baseline fleet)."""
+    if not (
+        deployment.previous_config
+        and deployment.previous_variant
+        and deployment.target_variant
+        and deployment.started_at
+    ):
+        return None
+    return canary_analysis(
+        deployment.endpoint_name,
+        (deployment.previous_config, deployment.previous_variant),
+        (deployment.target_config, deployment.target_variant),
+        deployment.started_at,
+        now,
+        settings,
+    )
+
+
+def publish_regression(deployment: DeploymentState, settings: Settings) -> None:
+    """Regression=1 for the new config: the verdict alarm (Maximum >= 1) fires on its next evaluation."""
+    datum = {
+        "MetricName": VERDICT_METRIC,
+        "Dimensions": verdict_dimensions(deployment.endpoint_name, deployment.target_config),
+        "Value": 1.0,
+        "Unit": "Count",
+        # High resolution, so alarms with 10/30-s periods can read it too.
+        "StorageResolution": 1 if settings.alarm_period_seconds < 60 else 60,
+    }
+    with aws_errors("put_metric_data"):
+        cloudwatch.client().put_metric_data(Namespace=VERDICT_NAMESPACE, MetricData=[datum])
+
+
+def check_deployment(
+    deployment: DeploymentState, alarms: AlarmsState | None, settings: Settings | None = None
+) -> DeploymentState:
+    settings = settings or load_settings()
     described = sagemaker.describe_endpoint(deployment.endpoint_name)
     status, reason = classify(deployment, described)
     attempts = deployment.attempts + 1  # the state machine bounds the polls (MaxPollAttempts)
+    verdict = deployment.canary_verdict
+    if (
+        settings.canary_verdict == "msprt"
+        and deployment.mode is DeploymentMode.UPDATE
+        and status is DeploymentStatus.IN_PROGRESS
+    ):
+        verdict = judge_canary(deployment, settings, datetime.now(UTC)) or verdict
+        # A REJECT stays a REJECT (the test is always valid): keep the metric up until SageMaker acts.
+        if verdict is not None and (
+            verdict.verdict is Verdict.REJECT
+            or (deployment.canary_verdict and deployment.canary_verdict.verdict is Verdict.REJECT)
+        ):
+            if verdict.verdict is not Verdict.REJECT:
+                verdict = deployment.canary_verdict
+            publish_regression(deployment, settings)
     states = cloudwatch.alarm_states(_alarm_names(alarms, deployment))
     return deployment.model_copy(
         update={
@@ -69,6 +136,7 @@ def check_deployment(deployment: DeploymentState, alarms: AlarmsState | None) ->
             "alarms": states,
             "alarms_in_alarm": [n for n, s in states.items() if s == "ALARM"],
             "attempts": attempts,
+            "canary_verdict": verdict,
         }
     )
 

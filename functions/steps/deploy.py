@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters import sagemaker
@@ -104,8 +105,10 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
         alarm_names=alarms.names,
     )
+    started = datetime.now(UTC)
     if current != target:
         sagemaker.update_endpoint(endpoint, target, config)
+    serving = described.get("ProductionVariants") or [{}]
     return DeploymentState(
         mode=DeploymentMode.UPDATE,
         endpoint_name=endpoint,
@@ -116,4 +119,7 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         endpoint_status="Updating" if current != target else status,
         current_config=current,
         deployment_config=config,
+        previous_variant=serving[0].get("VariantName"),  # the canary verdict's baseline fleet
+        target_variant=upload.names.variant,
+        started_at=started,
     )

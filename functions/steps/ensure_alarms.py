@@ -1,8 +1,10 @@
-"""ensure_alarms: the two rollback alarms, scoped to the NEW fleet, verified to exist.
+"""ensure_alarms: the three rollback alarms, scoped to the NEW fleet, verified to exist.
 
 The `EndpointConfigName` dimension makes each alarm watch only the green fleet (SageMaker publishes it for the
 new config during a deployment); an alarm on the whole variant would also watch the old fleet.
 `Invocation5XXErrors` is 0/1 per request, so its Average is an error rate.
+The third alarm carries the canary's sequential verdict: check_deployment publishes `Regression=1` under
+`Guardrail/CanaryVerdict` on REJECT, so SageMaker rolls back exactly as for the other two.
 """
 
 from __future__ import annotations
@@ -15,10 +17,21 @@ from functions.errors import AlarmNotFound
 from functions.models import AlarmsState, Upload
 
 NAMESPACE = "AWS/SageMaker"
+VERDICT_NAMESPACE, VERDICT_METRIC = "Guardrail/CanaryVerdict", "Regression"
+
+
+def verdict_alarm_name(upload: Upload) -> str:
+    # Same scheme as the other two (functions.steps.names): guardrail-<endpoint>-<config>-<what>.
+    return f"guardrail-{upload.endpoint_name}-{upload.names.endpoint_config}-verdict"
+
+
+def verdict_dimensions(endpoint: str, config: str) -> list[dict[str, str]]:
+    return [{"Name": "EndpointName", "Value": endpoint}, {"Name": "EndpointConfigName", "Value": config}]
 
 
 def alarm_specs(upload: Upload, settings: Settings) -> list[dict[str, Any]]:
-    """PutMetricAlarm requests for the 5XX-rate and latency alarms (pure)."""
+    """PutMetricAlarm requests for the 5XX-rate and latency alarms, plus the verdict alarm when
+    CANARY_VERDICT=msprt (pure)."""
     dimensions = [
         {"Name": "EndpointName", "Value": upload.endpoint_name},
         {"Name": "VariantName", "Value": upload.names.variant},
@@ -54,7 +67,21 @@ def alarm_specs(upload: Upload, settings: Settings) -> list[dict[str, Any]]:
         latency["ExtendedStatistic"] = settings.latency_statistic
     else:
         latency["Statistic"] = settings.latency_statistic
-    return [errors, latency]
+    if settings.canary_verdict != "msprt":
+        return [errors, latency]
+    verdict: dict[str, Any] = {
+        **common,
+        "AlarmName": verdict_alarm_name(upload),
+        "AlarmDescription": f"Guardrail: sequential canary verdict rejected {model} on {upload.endpoint_name}",
+        "Namespace": VERDICT_NAMESPACE,
+        "MetricName": VERDICT_METRIC,
+        "Dimensions": verdict_dimensions(upload.endpoint_name, upload.names.endpoint_config),
+        "Statistic": "Maximum",
+        "Threshold": 1.0,
+        "EvaluationPeriods": 1,  # one REJECT is the whole decision
+        "DatapointsToAlarm": 1,
+    }
+    return [errors, latency, verdict]
 
 
 def ensure_alarms(upload: Upload, settings: Settings) -> AlarmsState:
@@ -70,6 +97,7 @@ def ensure_alarms(upload: Upload, settings: Settings) -> AlarmsState:
     return AlarmsState(
         error_alarm=names[0],
         latency_alarm=names[1],
+        verdict_alarm=names[2] if len(names) > 2 else None,
         names=names,
         created=[n for n in names if n not in before],
         existed=[n for n in names if n in before],
