@@ -363,7 +363,8 @@ def canary_analysis(
 ) -> ShadowAnalysis:
     """The same sequential verdict for a canary phase: production = the old fleet, shadow = the new fleet,
     each read under its `EndpointConfigName` dimension. `previous` / `target` are (config, variant).
-    (Not yet called by check_deployment: the alarms still decide the rollout; this gives the evidence.)"""
+    (check_deployment calls it at each poll when CANARY_VERDICT=msprt; a REJECT publishes the verdict metric
+    that the third auto-rollback alarm watches, so SageMaker itself rolls back.)"""
     policy = policy or policy_for(settings)
     period = settings.metric_period_seconds
     old = variant_sample(endpoint, previous[1], start, end, period, config=previous[0], name=previous[0])
