@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
+
+from local.sagemaker.flusher import PeriodicFlusher
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +60,11 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-class CaptureWriter:
+class CaptureWriter(PeriodicFlusher):
     def __init__(self, s3: Any, interval: float = 1.0) -> None:
+        super().__init__(interval, "sm-capture")
         self._s3 = s3
-        self._interval = interval
-        self._lock = threading.Lock()
         self._buf: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sm-capture", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def add(self, destination: str, endpoint: str, variant: str, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"))
@@ -88,13 +83,3 @@ class CaptureWriter:
                 self._s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
             except Exception:  # a missing bucket must not break serving
                 log.exception("data capture to s3://%s/%s failed", bucket, key)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.flush()

@@ -7,10 +7,11 @@ computed from CloudWatch are exact; one PutMetricData per flush keeps serving fa
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
+
+from local.sagemaker.flusher import PeriodicFlusher
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +23,11 @@ MAX_DATUMS_PER_CALL = 1000
 Key = tuple[str, str, str]
 
 
-class MetricsPublisher:
+class MetricsPublisher(PeriodicFlusher):
     def __init__(self, cloudwatch: Any, interval: float = 1.0) -> None:
+        super().__init__(interval, "sm-metrics")
         self._cw = cloudwatch
-        self._interval = interval
-        self._lock = threading.Lock()
         self._buf: dict[tuple[int, Key], dict[str, Counter[float]]] = defaultdict(lambda: defaultdict(Counter))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sm-metrics", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def record(
         self, endpoint: str, variant: str, config: str, status: int, model_us: float | None, overhead_us: float
@@ -57,16 +52,6 @@ class MetricsPublisher:
                 self._cw.put_metric_data(Namespace=NAMESPACE, MetricData=datums[i : i + MAX_DATUMS_PER_CALL])
             except Exception:  # metrics must never break serving; the next flush carries on
                 log.exception("put_metric_data failed")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.flush()
 
 
 def _datums(second: int, key: Key, metrics: dict[str, Counter[float]]) -> list[dict[str, Any]]:
