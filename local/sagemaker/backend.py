@@ -391,6 +391,8 @@ class Backend:
             dc = ep.last_deployment_config if p.get("RetainDeploymentConfig") else p.get("DeploymentConfig")
             if dc:
                 _check_deployment_config(dc)
+                if dc.get("BlueGreenUpdatePolicy") or dc.get("RollingUpdatePolicy"):
+                    _check_same_variant_names(ep.config_name, ep.blue, new_config, spec)
                 policy = dc.get("BlueGreenUpdatePolicy")
                 if policy:
                     total = sum(v.get("InitialInstanceCount", 1) for v in spec["ProductionVariants"])
@@ -482,6 +484,19 @@ def _check_deployment_config(dc: dict[str, Any]) -> None:
         raise ValidationException("Only one update policy can be specified in DeploymentConfig.")
     if dc.get("RollingUpdatePolicy"):
         raise ValidationException("RollingUpdatePolicy is not supported by the local emulator; use BlueGreenUpdatePolicy.")
+
+
+def _check_same_variant_names(live_config: str, blue: Fleet, new_config: str, spec: dict[str, Any]) -> None:
+    """AWS "Exclusions" (deployment guardrails): "When doing a blue/green or rolling deployment, your new endpoint
+    configuration must have the same variant name as the old endpoint configuration."
+    https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html
+    The error text is ours: no AWS source gives the exact message."""
+    live = sorted(v.name for v in blue.variants)
+    new = sorted(v["VariantName"] for v in spec["ProductionVariants"])
+    if live != new:
+        raise ValidationException(
+            f"For a blue/green or rolling deployment the new endpoint configuration {new_config} must have the same "
+            f"production variant names as the current endpoint configuration {live_config}: {new} != {live}.")
 
 
 def _retain_variant_properties(spec: dict[str, Any], blue: Fleet, excluded: list[dict[str, str]]) -> None:

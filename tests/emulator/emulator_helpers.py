@@ -72,3 +72,10 @@ def eventually(check: Any, timeout: float = 15.0, interval: float = 0.2) -> Any:
             if time.monotonic() > deadline:
                 raise
             time.sleep(interval)
+
+
+def served_by(boosters: dict[str, Any], payload: str, score: float, candidates: tuple[str, ...] = ("v1", "v2")) -> str:
+    """Which model answered: the candidate whose xgboost prediction for `payload` is nearest `score`. Blue and
+    green fleets share their variant name (AWS requires it for guarded updates), so the answer tells them apart."""
+    x = np.array([[float(v) for v in payload.split(",")]], dtype=np.float32)
+    return min(candidates, key=lambda k: abs(float(boosters[k].inplace_predict(x)[0]) - score))

@@ -1,4 +1,5 @@
-"""Blue/green traffic really moves: shares per step, distinct variant names, no failed request, timeouts."""
+"""Blue/green traffic really moves: shares per step, no failed request, timeouts. Blue and green share their
+variant name (AWS requires it for guarded updates), so which fleet answered is told by the model's answer."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from emulator_helpers import create_model, eventually, metric_stats, row, wait_status
+from emulator_helpers import create_model, eventually, metric_stats, row, served_by, wait_status
 
 from local.sagemaker import deployment
 
@@ -25,8 +26,8 @@ def policy(routing, termination=0):
 class Load:
     """Steady load from several keep-alive clients; counts answers per variant and every failure."""
 
-    def __init__(self, smr, endpoint, clients=4):
-        self.smr, self.endpoint = smr, endpoint
+    def __init__(self, smr, endpoint, boosters, clients=4):
+        self.smr, self.endpoint, self.boosters = smr, endpoint, boosters
         self.seen: list[tuple[float, str]] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
@@ -36,9 +37,10 @@ class Load:
         i = 0
         while not self._stop.is_set():
             try:
-                r = self.smr.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Body=row(seed * 10_000 + i))
-                r["Body"].read()
-                self.seen.append((time.monotonic(), r["InvokedProductionVariant"]))
+                payload = row(seed * 10_000 + i)
+                r = self.smr.invoke_endpoint(EndpointName=self.endpoint, ContentType="text/csv", Body=payload)
+                score = float(r["Body"].read())
+                self.seen.append((time.monotonic(), served_by(self.boosters, payload, score)))
             except Exception as exc:
                 self.failures.append(repr(exc))
             i += 1
@@ -54,14 +56,14 @@ class Load:
             t.join()
 
 
-def test_no_request_fails_during_a_successful_update_under_load(sm, smr, cloudwatch, names):
+def test_no_request_fails_during_a_successful_update_under_load(sm, smr, cloudwatch, boosters, names):
     create_model(sm, names("m1"), "v1")
     create_model(sm, names("m2"), "v2")
-    config(sm, names("c1"), [("model-v1", names("m1"), 4, 1.0)])
-    config(sm, names("c2"), [("model-v2", names("m2"), 4, 1.0)])
+    config(sm, names("c1"), [("AllTraffic", names("m1"), 4, 1.0)])
+    config(sm, names("c2"), [("AllTraffic", names("m2"), 4, 1.0)])
     sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
     assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
-    with Load(smr, names("e")) as load:
+    with Load(smr, names("e"), boosters) as load:
         time.sleep(0.5)
         sm.update_endpoint(EndpointName=names("e"), EndpointConfigName=names("c2"), DeploymentConfig=policy(
             {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 2}, 1))
@@ -70,30 +72,30 @@ def test_no_request_fails_during_a_successful_update_under_load(sm, smr, cloudwa
     assert desc["EndpointConfigName"] == names("c2")
     assert not load.failures, load.failures[:3]
     variants = Counter(v for _, v in load.seen)
-    assert len(load.seen) > 200 and set(variants) == {"model-v1", "model-v2"}
-    assert load.seen[-1][1] == "model-v2"
+    assert len(load.seen) > 200 and set(variants) == {"v1", "v2"}
+    assert load.seen[-1][1] == "v2"
     def flushed():
-        blue = metric_stats(cloudwatch, "Invocations", names("e"), "model-v1", names("c1"))["Sum"]
-        green = metric_stats(cloudwatch, "Invocations", names("e"), "model-v2", names("c2"))["Sum"]
+        blue = metric_stats(cloudwatch, "Invocations", names("e"), "AllTraffic", names("c1"))["Sum"]
+        green = metric_stats(cloudwatch, "Invocations", names("e"), "AllTraffic", names("c2"))["Sum"]
         assert blue + green == len(load.seen)  # every request counted once per dimension set, on its own fleet
-        errors = metric_stats(cloudwatch, "Invocation5XXErrors", names("e"), "model-v2", names("c2"))
+        errors = metric_stats(cloudwatch, "Invocation5XXErrors", names("e"), "AllTraffic", names("c2"))
         assert errors["Sum"] == 0 and errors["SampleCount"] == green
 
     eventually(flushed)
 
 
-def test_canary_share_and_linear_steps(sm, smr, names):
+def test_canary_share_and_linear_steps(sm, smr, boosters, names):
     create_model(sm, names("m1"), "v1")
     create_model(sm, names("m2"), "v2")
-    config(sm, names("c1"), [("blue", names("m1"), 4, 1.0)])
-    config(sm, names("c2"), [("green", names("m2"), 4, 1.0)])
-    config(sm, names("c3"), [("blue-again", names("m1"), 4, 1.0)])
+    config(sm, names("c1"), [("AllTraffic", names("m1"), 4, 1.0)])
+    config(sm, names("c2"), [("AllTraffic", names("m2"), 4, 1.0)])
+    config(sm, names("c3"), [("AllTraffic", names("m1"), 4, 1.0)])
     sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
     assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
 
     def sample(n):
-        return Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
-                       ["InvokedProductionVariant"] for i in range(n))
+        return Counter(served_by(boosters, row(i), float(smr.invoke_endpoint(
+            EndpointName=names("e"), ContentType="text/csv", Body=row(i))["Body"].read())) for i in range(n))
 
     def wait_baking(message_start):
         for _ in range(200):
@@ -118,14 +120,11 @@ def test_canary_share_and_linear_steps(sm, smr, names):
         {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 6}, 2))
     d, pv, counts = sample_within(
         "Baking for 6 seconds (WaitIntervalInSeconds) with traffic enabled on canary capacity of 1", 160)
-    assert pv["VariantName"] == "green" and pv["CurrentInstanceCount"] == 1 and pv["DesiredInstanceCount"] == 4
-    assert d["ProductionVariants"][0]["VariantName"] == "blue"
-    assert 20 <= counts["green"] <= 60 and counts["blue"] + counts["green"] == 160  # binomial(160, 1/4)
-    # targeting either fleet's variant works during the update
-    assert smr.invoke_endpoint(EndpointName=names("e"), TargetVariant="green", ContentType="text/csv",
-                               Body=row())["InvokedProductionVariant"] == "green"
+    assert pv["VariantName"] == "AllTraffic" and pv["CurrentInstanceCount"] == 1 and pv["DesiredInstanceCount"] == 4
+    assert d["EndpointConfigName"] == names("c1") and d["PendingDeploymentSummary"]["EndpointConfigName"] == names("c2")
+    assert 20 <= counts["v2"] <= 60 and counts["v1"] + counts["v2"] == 160  # binomial(160, 1/4)
     wait_baking("Baking for 2 seconds (TerminationWaitInSeconds)")
-    assert sample(50) == Counter({"green": 50})  # all traffic on green, blue still standing
+    assert sample(50) == Counter({"v2": 50})  # all traffic on green, blue still standing
     assert wait_status(sm, names("e"), ("InService",))["EndpointConfigName"] == names("c2")
 
     # linear steps of 25 %: shares 1/4, 2/4, 3/4, then all
@@ -134,7 +133,7 @@ def test_canary_share_and_linear_steps(sm, smr, names):
     shares = []
     for k in (1, 2, 3):
         _, _, counts = sample_within(f"Baking for 4 seconds (WaitIntervalInSeconds) with traffic enabled on {k} instance(s)", 120)
-        shares.append(counts["blue-again"] / 120)
+        shares.append(counts["v1"] / 120)
     assert shares[0] < shares[1] < shares[2], shares
     assert abs(shares[0] - 0.25) < 0.14 and abs(shares[2] - 0.75) < 0.14, shares
     assert wait_status(sm, names("e"), ("InService",))["EndpointConfigName"] == names("c3")
@@ -167,12 +166,12 @@ def test_plan_of_steps():
     assert [(s.share, s.bake) for s in at_once] == [(1.0, 2), (1.0, 0)]
 
 
-def test_maximum_execution_timeout_rolls_back(emulator, sm, smr, names, monkeypatch):
+def test_maximum_execution_timeout_rolls_back(emulator, sm, smr, boosters, names, monkeypatch):
     """The timeout is ≥ 600 s on the API; here the plan's clock is what runs out (time is patched)."""
     create_model(sm, names("m1"), "v1")
     create_model(sm, names("m2"), "v2")
-    config(sm, names("c1"), [("a", names("m1"), 2, 1.0)])
-    config(sm, names("c2"), [("b", names("m2"), 2, 1.0)])
+    config(sm, names("c1"), [("AllTraffic", names("m1"), 2, 1.0)])
+    config(sm, names("c2"), [("AllTraffic", names("m2"), 2, 1.0)])
     sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
     assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
     real = time.monotonic
@@ -184,22 +183,23 @@ def test_maximum_execution_timeout_rolls_back(emulator, sm, smr, names, monkeypa
     desc = wait_status(sm, names("e"), ("InService",), timeout=20)
     assert desc["EndpointConfigName"] == names("c1")
     assert desc["FailureReason"].startswith("The deployment exceeded the maximum execution timeout of 600 seconds")
-    assert smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row())["InvokedProductionVariant"] == "a"
+    score = float(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row())["Body"].read())
+    assert served_by(boosters, row(), score) == "v1"
 
 
-def test_alarm_during_the_final_bake_rolls_back_all_at_once(sm, smr, cloudwatch, names):
+def test_alarm_during_the_final_bake_rolls_back_all_at_once(sm, smr, cloudwatch, boosters, names):
     """ALL_AT_ONCE: everything on green, then the termination bake with blue standing: an alarm still rolls back."""
-    create_model(sm, names("m1"), "v1")
-    create_model(sm, names("m2"), "slow")
-    config(sm, names("c1"), [("fast", names("m1"), 1, 1.0)])
-    config(sm, names("c2"), [("slow", names("m2"), 1, 1.0)])
+    create_model(sm, names("m1"), "v2")
+    create_model(sm, names("m2"), "slow")  # v1's predictions, slower
+    config(sm, names("c1"), [("AllTraffic", names("m1"), 1, 1.0)])
+    config(sm, names("c2"), [("AllTraffic", names("m2"), 1, 1.0)])
     sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
     assert wait_status(sm, names("e"))["EndpointStatus"] == "InService"
     alarm = names("latency")
     cloudwatch.put_metric_alarm(
         AlarmName=alarm, Namespace="AWS/SageMaker", MetricName="ModelLatency", Statistic="Average", Period=10,
         EvaluationPeriods=1, Threshold=1000, ComparisonOperator="GreaterThanThreshold",
-        Dimensions=[{"Name": "EndpointName", "Value": names("e")}, {"Name": "VariantName", "Value": "slow"},
+        Dimensions=[{"Name": "EndpointName", "Value": names("e")}, {"Name": "VariantName", "Value": "AllTraffic"},
                     {"Name": "EndpointConfigName", "Value": names("c2")}])
     deployment_config = {
         "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 1},
@@ -214,11 +214,13 @@ def test_alarm_during_the_final_bake_rolls_back_all_at_once(sm, smr, cloudwatch,
         time.sleep(0.05)
     else:
         raise AssertionError("never reached the termination bake")
-    served = Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
-                     ["InvokedProductionVariant"] for i in range(20))
-    assert served == Counter({"slow": 20})
+    def served():
+        return Counter(served_by(boosters, row(i), float(smr.invoke_endpoint(
+            EndpointName=names("e"), ContentType="text/csv", Body=row(i))["Body"].read())) for i in range(20))
+
+    assert served() == Counter({"v1": 20})  # the slow model (v1's trees)
     def flushed():
-        latency = metric_stats(cloudwatch, "ModelLatency", names("e"), "slow", names("c2"))
+        latency = metric_stats(cloudwatch, "ModelLatency", names("e"), "AllTraffic", names("c2"))
         assert latency["SampleCount"] == 20 and latency["Average"] > 1000
 
     eventually(flushed)  # then the evaluator's verdict, done by hand here
@@ -227,6 +229,4 @@ def test_alarm_during_the_final_bake_rolls_back_all_at_once(sm, smr, cloudwatch,
     assert desc["EndpointConfigName"] == names("c1")
     assert desc["FailureReason"] == (
         f"One or more configured alarm for automatic rollback deployment is in ALARM state: [{alarm}].")
-    served = Counter(smr.invoke_endpoint(EndpointName=names("e"), ContentType="text/csv", Body=row(i))
-                     ["InvokedProductionVariant"] for i in range(20))
-    assert served == Counter({"fast": 20})
+    assert served() == Counter({"v2": 20})
