@@ -4,8 +4,8 @@
 moto's GetMetricData only does the five basic statistics). It indexes only what was appended since
 the last call, per exact metric identity (namespace, name, full dimension set), so each evaluation
 costs a binary search per alarm, not a scan of every datapoint ever published.
-`ApiMetricReader` is the fallback for a moto in another process: GetMetricData per alarm, basic
-statistics only.
+`ApiMetricReader` is the fallback for a moto in another process: GetMetricData per alarm (percentiles
+too, once `patch_moto()` runs in that process).
 """
 
 from __future__ import annotations
@@ -134,14 +134,12 @@ class BackendMetricIndex:
 
 
 class ApiMetricReader:
-    """GetMetricData per alarm (moto out of process). Basic statistics only; sample counts unknown (nan)."""
+    """GetMetricData per alarm (moto out of process); sample counts unknown (nan)."""
 
     def __init__(self, cloudwatch: Any) -> None:
         self.cloudwatch = cloudwatch
 
     def datapoints(self, alarm: AlarmDefinition, starts: list[float]) -> list[tuple[float, Datapoint | None]]:
-        if alarm.percentile is not None:
-            raise NotImplementedError("percentile alarms need the in-process moto backend (raw values)")
         period = int(alarm.period or 60)
         query: dict[str, Any] = {
             "Id": "m",
@@ -152,7 +150,7 @@ class ApiMetricReader:
                     "Dimensions": [{"Name": d.name, "Value": d.value} for d in alarm.dimensions],
                 },
                 "Period": period,
-                "Stat": alarm.statistic,
+                "Stat": alarm.stat_name,
             },
         }
         if alarm.unit:

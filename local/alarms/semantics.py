@@ -19,6 +19,7 @@ both give INSUFFICIENT_DATA.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,25 +62,152 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-def period_statistic(samples: PeriodSamples, alarm: AlarmDefinition) -> tuple[float, float] | None:
-    """(value, sample count) of one period, or None when it has no usable data (a missing datapoint)."""
-    p = alarm.percentile
-    if p is not None:  # percentiles need raw values; statistic sets cannot give them
-        if not samples.values:
+def percentile_values(samples: PeriodSamples) -> list[tuple[float, float]] | None:
+    """(value, weight) pairs, ascending, that percentile-type statistics are computed from, or None when
+    CloudWatch cannot compute them for this period. GetMetricStatistics API reference: "CloudWatch needs raw
+    data points to calculate percentile statistics. If you publish data using a statistic set instead, you
+    can only retrieve percentile statistics for this data if ... The SampleCount value of the statistic set
+    is 1 [or] The Min and the Max values of the statistic set are equal." and "Percentile statistics are
+    not available for metrics when any of the metric values are negative numbers."
+    """
+    pairs = [(v, 1.0) for v in samples.values]
+    for count, _total, low, high in samples.sets:
+        if count <= 0:
+            continue
+        if count != 1 and low != high:
             return None
-        return percentile(samples.values, p), float(len(samples.values))
+        pairs.append((low, count))
+    if not pairs or any(v < 0 for v, _ in pairs):
+        return None
+    pairs.sort(key=lambda vw: vw[0])
+    return pairs
+
+
+_EXTENDED = re.compile(r"^(p|tm|wm|tc|ts)(\d{1,2}(?:\.\d{1,10})?|100(?:\.0+)?)$")
+_BOUNDED = re.compile(r"^(TM|WM|TC|TS|PR)\(([^:()]*):([^:()]*)\)$")
+
+
+@dataclass(frozen=True)
+class ExtendedStatistic:
+    """pNN, tmNN/wmNN/tcNN/tsNN (upper percentile bound), TM/WM/TC/TS/PR(lo:hi) and IQM, as in
+    "CloudWatch statistics definitions" (user guide). A bound is (number, is_percent) or None."""
+
+    kind: str  # p, TM, WM, TC, TS, PR
+    lo: tuple[float, bool] | None = None
+    hi: tuple[float, bool] | None = None
+
+
+def _bound(text: str, allow_percent: bool) -> tuple[float, bool] | None:
+    text = text.strip()
+    if not text:
+        return None
+    is_percent = text.endswith("%")
+    if is_percent and not allow_percent:
+        raise ValueError("percent bound")
+    number = float(text.rstrip("%"))
+    if is_percent and not 0 <= number <= 100:
+        raise ValueError("percent out of range")
+    return number, is_percent
+
+
+def parse_extended_statistic(name: str) -> ExtendedStatistic | None:
+    """The statistic named `name`, or None when CloudWatch would not accept it as an extended statistic."""
+    if name == "IQM":
+        return ExtendedStatistic("TM", (25.0, True), (75.0, True))
+    if match := _EXTENDED.match(name):
+        kind, number = match.group(1), float(match.group(2))
+        if kind == "p":
+            return ExtendedStatistic("p", None, (number, True))
+        return ExtendedStatistic(kind.upper(), None, (number, True))
+    if match := _BOUNDED.match(name):
+        kind = match.group(1)
+        try:
+            lo, hi = _bound(match.group(2), kind != "PR"), _bound(match.group(3), kind != "PR")
+        except ValueError:
+            return None
+        if lo is None and hi is None:
+            return None
+        return ExtendedStatistic(kind, lo, hi)
+    return None
+
+
+def weighted_percentile(pairs: Sequence[tuple[float, float]], p: float) -> float:
+    """Nearest rank over (value, weight) pairs sorted by value; `percentile` for unit weights."""
+    total = sum(w for _, w in pairs)
+    rank = max(math.ceil(p / 100.0 * total), 1)
+    seen = 0.0
+    for value, weight in pairs:
+        seen += weight
+        if seen >= rank:
+            return value
+    return pairs[-1][0]
+
+
+def extended_value(samples: PeriodSamples, stat: ExtendedStatistic) -> float | None:
+    """The statistic over one period, or None when it is not available (see `percentile_values`)."""
+    pairs = percentile_values(samples)
+    if pairs is None:
+        return None
+    if stat.kind == "p":
+        return weighted_percentile(pairs, stat.hi[0])  # type: ignore[index]
+    total = sum(w for _, w in pairs)
+    if stat.kind == "PR":  # lower bound exclusive, upper inclusive (absolute values only)
+        lo = stat.lo[0] if stat.lo else -math.inf
+        hi = stat.hi[0] if stat.hi else math.inf
+        return 100.0 * sum(w for v, w in pairs if lo < v <= hi) / total
+    # rank window [a, b) in the expanded order for percent bounds, value window (lo, hi] for absolute ones
+    a = math.ceil(stat.lo[0] / 100.0 * total) if stat.lo and stat.lo[1] else 0
+    b = math.ceil(stat.hi[0] / 100.0 * total) if stat.hi and stat.hi[1] else total
+    lo_v = stat.lo[0] if stat.lo and not stat.lo[1] else -math.inf
+    hi_v = stat.hi[0] if stat.hi and not stat.hi[1] else math.inf
+    kept: list[tuple[float, float]] = []
+    clipped: list[tuple[float, float]] = []  # WM: values outside the window take the edge values
+    start = 0.0
+    for value, weight in pairs:
+        inside = max(0.0, min(start + weight, b) - max(start, a))
+        if inside and lo_v < value <= hi_v:
+            kept.append((value, inside))
+        start += weight
+    if not kept:
+        return None
+    if stat.kind == "WM":
+        low_edge, high_edge = kept[0][0], kept[-1][0]
+        clipped = [(min(max(v, low_edge), high_edge), w) for v, w in pairs]
+        return sum(v * w for v, w in clipped) / total
+    count = sum(w for _, w in kept)
+    value_sum = sum(v * w for v, w in kept)
+    return {"TM": value_sum / count, "TC": count, "TS": value_sum}[stat.kind]
+
+
+def basic_value(samples: PeriodSamples, stat: str) -> float | None:
+    """SampleCount, Sum, Average, Minimum or Maximum over one period; None without data."""
     count = len(samples.values) + sum(s[0] for s in samples.sets)
     if count <= 0:
         return None
-    stat = alarm.statistic
     if stat == "SampleCount":
-        return count, count
+        return count
     if stat in ("Sum", "Average"):
         total = sum(samples.values) + sum(s[1] for s in samples.sets)
-        return (total if stat == "Sum" else total / count), count
+        return total if stat == "Sum" else total / count
     if stat == "Minimum":
-        return min([*samples.values, *(s[2] for s in samples.sets)]), count
-    return max([*samples.values, *(s[3] for s in samples.sets)]), count
+        return min([*samples.values, *(s[2] for s in samples.sets)])
+    if stat == "Maximum":
+        return max([*samples.values, *(s[3] for s in samples.sets)])
+    raise ValueError(f"unknown statistic {stat!r}")
+
+
+def period_statistic(samples: PeriodSamples, alarm: AlarmDefinition) -> tuple[float, float] | None:
+    """(value, sample count) of one period, or None when it has no usable data (a missing datapoint)."""
+    p = alarm.percentile
+    if p is not None:  # percentiles need raw values (or single-valued statistic sets)
+        pairs = percentile_values(samples)
+        if pairs is None:
+            return None
+        return weighted_percentile(pairs, p), sum(w for _, w in pairs)
+    value = basic_value(samples, alarm.statistic or "")
+    if value is None:
+        return None
+    return value, basic_value(samples, "SampleCount")  # type: ignore[return-value]
 
 
 def period_starts(now: float, period: int, n: int) -> list[float]:
