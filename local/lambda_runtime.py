@@ -36,6 +36,8 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from pydantic import BaseModel, Field
 
+from local.cloudwatch_logs import ship_lambda_invocation
+
 log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
@@ -289,6 +291,7 @@ class LambdaRuntime:
             duration = (time.monotonic() - start) * 1000
             worker.write_log(f"END RequestId: {request_id}")
             worker.write_log(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tMemory Size: {config.memory_mb} MB")
+            ship_lambda_invocation(worker, request_id)  # copy to CloudWatch Logs /aws/lambda/<function>
             self._checkin(worker, keep)
         return result
 
