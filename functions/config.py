@@ -97,6 +97,8 @@ class Settings(BaseModel):
     # Evidence (functions.stats): the sequential verdict, ground-truth pairing, drift and data quality.
     shadow_method: Literal["thresholds", "msprt"] = "thresholds"
     metric_period_seconds: int = Field(default=60, ge=1)  # 1 s periods keep per-request latency locally
+    # EndpointConfig MetricsConfig.MetricPublishFrequencyInSeconds (AWS default 60; alarm periods are multiples).
+    metric_publish_frequency_seconds: int = Field(default=60, ge=10, le=300)
     shadow_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     shadow_error_margin: float = Field(default=0.005, gt=0, lt=1)
     shadow_latency_margin: float = Field(default=0.10, gt=0)
@@ -125,6 +127,13 @@ class Settings(BaseModel):
     def _split_facets(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(f.strip() for f in value.split(",") if f.strip())
+        return value
+
+    @field_validator("metric_publish_frequency_seconds")
+    @classmethod
+    def _publish_frequency(cls, value: int) -> int:
+        if value not in (10, 30, 60, 120, 180, 240, 300):  # MetricsConfig allows only these
+            raise ValueError("METRIC_PUBLISH_FREQUENCY_SECONDS must be 10, 30, 60, 120, 180, 240 or 300")
         return value
 
     @model_validator(mode="after")

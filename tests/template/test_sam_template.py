@@ -167,9 +167,12 @@ def test_local_environment_is_fast():
     local = _overrides("local")
     assert int(local["AlarmPeriodSeconds"]) == 10
     assert int(local["PollIntervalSeconds"]) <= 2
-    assert int(local["WaitIntervalSeconds"]) <= 10
-    assert int(local["PostDeploymentWatchSeconds"]) <= 10
-    assert int(local["ShadowDurationSeconds"]) <= 30
+    # As short as SageMaker's fastest publishing allows: an alarm sees a fault after one published period plus
+    # the publish delay (2 x MetricPublishFrequencySeconds), and the verdicts need a few metric periods.
+    publish = int(local["MetricPublishFrequencySeconds"])
+    assert int(local["WaitIntervalSeconds"]) == 2 * publish
+    assert int(local["PostDeploymentWatchSeconds"]) == 2 * publish
+    assert int(local["ShadowDurationSeconds"]) <= 4 * int(local["MetricPeriodSeconds"])
     assert SAMCONFIG["local"]["deploy"]["parameters"]["stack_name"]
 
 
