@@ -47,6 +47,12 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def _uninstall_iam() -> None:
+    from local.iam import enforce
+
+    enforce.uninstall()
+
+
 class LocalCloud:
     def __init__(
         self,
@@ -61,6 +67,7 @@ class LocalCloud:
         host: str = "127.0.0.1",
         alarm_interval: float = 1.0,
         prewarm: bool = True,
+        strict: bool = True,
     ) -> None:
         self.moto_port, self.sagemaker_port = moto_port, sagemaker_port
         self.region, self.host = region, host
@@ -71,6 +78,10 @@ class LocalCloud:
         self.parameter_overrides = parameter_overrides or {}
         self.alarm_interval = alarm_interval
         self.prewarm = prewarm  # start a warm Lambda worker per function after deploying
+        # strict IAM (docs/local-cloud.md "Strict IAM"): assumed-role requests are authorized, Lambda
+        # workers act as their execution role. strict=False: no IAM checks, workers use the admin keys.
+        self.strict = strict
+        self.role_sessions: Any = None
         self.deployment: Any = None  # local.deployer.Deployment once deployed
         self.alert_queue_url: str | None = None
         self.runtime: Any = None
@@ -133,7 +144,17 @@ class LocalCloud:
         self.sagemaker_port = int(self.emulator.url.rsplit(":", 1)[1])
         self._env = cloud_env(moto_url, self.emulator.url, self.region)
 
-        self.runtime = LambdaRuntime(self._env, self.workdir / "logs" / "lambda", self.region, moto_url)
+        credentials = None
+        if self.strict:
+            from local.iam import enforce
+            from local.iam.sessions import RoleSessions
+
+            enforce.install()
+            self.role_sessions = RoleSessions()
+            credentials = self.role_sessions.for_function
+        self.runtime = LambdaRuntime(
+            self._env, self.workdir / "logs" / "lambda", self.region, moto_url, credentials=credentials
+        )
         self.runtime.install()
         self.bridge = EventBridgeDelivery(self._env)
         self.bridge.install()
@@ -188,6 +209,7 @@ class LocalCloud:
             ("SageMaker emulator", lambda: self.emulator and self.emulator.stop()),
             ("Lambda runtime", lambda: self.runtime and self.runtime.stop()),
             ("moto", lambda: self._moto and self._moto._server and self._moto.stop()),
+            ("strict IAM", lambda: self.strict and _uninstall_iam()),
         ):
             try:
                 stop()
@@ -269,6 +291,7 @@ class LocalCloud:
         parameter_overrides: dict[str, str] | None = None,
         region: str = "us-east-1",
         timeout: float = 120.0,
+        strict: bool = True,
     ) -> CloudProcess:
         """Start a local cloud in a child process on free ports; returns once it is deployed and ready."""
         workdir = Path(workdir).resolve()
@@ -276,6 +299,7 @@ class LocalCloud:
         command = [sys.executable, "-m", "local.cloud", "up", "--workdir", str(workdir), "--moto-port", "0",
                    "--sagemaker-port", "0", "--region", region, "--config-env", config_env]
         command += ["--parent-pid", str(os.getpid())]
+        command += [] if strict else ["--no-strict-iam"]
         command += ["--template", str(Path(template).resolve())] if template else ["--no-template"]
         if samconfig:
             command += ["--samconfig", str(Path(samconfig).resolve())]
@@ -366,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--config-env", default="local")
     up.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE")
     up.add_argument("--parent-pid", type=int, help="stop when this process is gone (LocalCloud.spawn)")
+    up.add_argument("--no-strict-iam", action="store_true", help="no IAM checks; Lambda workers use the admin keys")
     down = sub.add_parser("down", help="stop the local cloud of a workdir")
     down.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
     args = parser.parse_args(argv)
@@ -385,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         samconfig=args.samconfig,
         config_env=args.config_env,
         parameter_overrides=overrides,
+        strict=not args.no_strict_iam,
     )
     cloud.foreground(on_ready=lambda c: print(f"local cloud ready: {c.env['AWS_ENDPOINT_URL']} "
                                               f"{c.env['AWS_ENDPOINT_URL_SAGEMAKER']}", flush=True),

@@ -56,6 +56,7 @@ class FunctionConfig(BaseModel):
     memory_mb: int = 128
     environment: dict[str, str] = {}
     code_dir: Path
+    role: str = ""  # the execution role (GetFunction Configuration.Role)
 
     def key(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
@@ -68,6 +69,15 @@ class InvokeResult(BaseModel):
 
     def error(self) -> dict[str, Any] | None:
         return json.loads(self.payload) if self.function_error else None
+
+
+def _session_env(credentials: dict[str, str]) -> dict[str, str]:
+    """A role session as Lambda's environment variables. With AWS_CREDENTIAL_EXPIRATION set, botocore's
+    environment provider re-reads the variables before they expire (the worker updates them per invoke)."""
+    env = {k: credentials[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    if credentials.get("Expiration"):
+        env["AWS_CREDENTIAL_EXPIRATION"] = credentials["Expiration"]
+    return env
 
 
 class FunctionNotFound(LookupError):
@@ -109,9 +119,13 @@ class _Worker:
         if not reply.get("ready"):
             self.init_error = reply["error"]
 
-    def invoke(self, request_id: str, payload: bytes, deadline: float, deadline_ms: int) -> dict[str, Any] | None:
+    def invoke(
+        self, request_id: str, payload: bytes, deadline: float, deadline_ms: int, credentials: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """The worker's reply, or None when the deadline passed (the caller kills the worker)."""
         request = {"request_id": request_id, "payload": payload.decode("utf-8"), "deadline_ms": deadline_ms}
+        if credentials:  # the execution role's current session (refreshed by the runtime)
+            request["credentials"] = credentials
         try:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
             self.proc.stdin.flush()  # type: ignore[union-attr]
@@ -174,12 +188,15 @@ class LambdaRuntime:
         region: str = "us-east-1",
         aws_endpoint_url: str | None = None,
         describe: Callable[[str], FunctionConfig] | None = None,
+        credentials: Callable[[FunctionConfig], dict[str, str]] | None = None,
     ) -> None:
         self.endpoint_env = endpoint_env
         self.log_dir = Path(log_dir)
         self.region = region
         self._aws_endpoint_url = aws_endpoint_url or endpoint_env.get("AWS_ENDPOINT_URL")
         self._describe = describe or self._describe_from_moto
+        # strict IAM: the execution role's session variables for a function (None: fake admin keys)
+        self._credentials = credentials
         self._idle: dict[str, list[_Worker]] = {}
         self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -216,6 +233,7 @@ class LambdaRuntime:
             # Lambda's variables are strings; moto keeps CloudFormation's Number parameters as numbers.
             environment={k: str(v) for k, v in conf.get("Environment", {}).get("Variables", {}).items()},
             code_dir=Path(tags[CODE_DIR_TAG]),
+            role=conf.get("Role", ""),
         )
 
     def _worker_env(self, config: FunctionConfig) -> dict[str, str]:
@@ -247,6 +265,8 @@ class LambdaRuntime:
         env |= self.endpoint_env
         env |= config.environment
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
+        if self._credentials is not None:
+            env |= _session_env(self._credentials(config))
         return env
 
     # -- invocation -----------------------------------------------------------------------------
@@ -269,7 +289,8 @@ class LambdaRuntime:
                 result = self._failure(request_id, worker.init_error)
             else:
                 deadline = start + config.timeout
-                reply = worker.invoke(request_id, data, deadline, int((time.time() + config.timeout) * 1000))
+                session = _session_env(self._credentials(config)) if self._credentials is not None else None
+                reply = worker.invoke(request_id, data, deadline, int((time.time() + config.timeout) * 1000), session)
                 if reply is None:
                     message = f"Task timed out after {config.timeout:.2f} seconds"
                     worker.write_log(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} {message}")

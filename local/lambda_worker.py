@@ -115,6 +115,7 @@ def main() -> None:
         except ValueError as exc:
             reply({"ok": False, "error": _error("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}")})
             continue
+        os.environ.update(request.get("credentials") or {})  # the role session, refreshed by the runtime
         context = LambdaContext(request["request_id"], request["deadline_ms"])
         try:
             result = handler(event, context)

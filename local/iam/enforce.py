@@ -337,6 +337,20 @@ def _check_generic(response: Any) -> Any:
     return None
 
 
+def _missing_key_needs_list_bucket(response: Any, principal: str, bucket: str, key: str) -> None:
+    """S3 answers 404 for a missing key only to a caller with s3:ListBucket on the bucket; others get
+    403 AccessDenied (S3 API reference, GetObject / HeadObject "Permissions")."""
+    try:
+        from moto.s3.models import s3_backends
+
+        found = s3_backends[response.current_account]["aws"].buckets.get(bucket)
+        exists = found is None or found.keys.get(key) is not None
+    except Exception:
+        return
+    if not exists:
+        authorize(principal, "s3:ListBucket", [f"arn:aws:s3:::{bucket}"])
+
+
 def install() -> None:
     """Enforce IAM on moto's server in this process (idempotent)."""
     from moto.core.responses import BaseResponse
@@ -366,6 +380,8 @@ def install() -> None:
             checks, context = s3_checks(self.data.get("Action", ""), self.method, bucket_name, key_name, self.querystring, self.headers)
             try:
                 _authorize_all(principal, checks, context)
+                if checks[0][0] in ("s3:GetObject", "s3:GetObjectVersion") and bucket_name and key_name:
+                    _missing_key_needs_list_bucket(self, principal, bucket_name, key_name)
             except AccessDenied as denied:
                 raise S3ClientError("AccessDenied", str(denied)) from None
 

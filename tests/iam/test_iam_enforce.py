@@ -129,3 +129,22 @@ def test_bad_and_expired_session_tokens_are_rejected(server):
     with pytest.raises(ClientError) as rejected:
         as_role("sns", server, {**creds, "AWS_ACCESS_KEY_ID": "ASIAUNKNOWNKEY000000"}).list_topics()
     assert code(rejected)[0] == "InvalidClientTokenId"
+
+
+def test_a_missing_key_is_403_without_list_bucket_and_404_with_it(server):
+    admin("s3", server).create_bucket(Bucket="nolist")
+    get_only = as_role("s3", server, make_role(server, "get-only", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::nolist/*"}]))
+    with pytest.raises(ClientError) as denied:
+        get_only.get_object(Bucket="nolist", Key="missing.json")
+    assert code(denied)[0] == "AccessDenied" and "s3:ListBucket" in code(denied)[1]
+    with pytest.raises(ClientError) as denied:
+        get_only.head_object(Bucket="nolist", Key="missing.json")
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with_list = as_role(
+        "s3",
+        server,
+        make_role(server, "get-list", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::nolist/*"}, {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::nolist"}]),
+    )
+    with pytest.raises(ClientError) as missing:
+        with_list.get_object(Bucket="nolist", Key="missing.json")
+    assert code(missing)[0] == "NoSuchKey"
