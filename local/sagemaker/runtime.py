@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from local.cloudwatch_logs import container_error
 from local.sagemaker.capture import capture_record
 from local.sagemaker.container import ContainerError
 from local.sagemaker.errors import ModelError, ValidationError
@@ -65,6 +66,7 @@ class Runtime:
                       inference_id)
         self._mirror(ep, fleet, body, content_type, accept, inference_id)
         if error is not None:
+            container_error(endpoint, variant, error.message, self.backend.region)  # CloudWatch Logs, as SageMaker
             raise ModelError(error.status, error.message,
                              f"arn:aws:logs:{self.backend.region}:123456789012:log-group:/aws/sagemaker/Endpoints/{endpoint}")
         return Answer(out, out_type, variant.name)
