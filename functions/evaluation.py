@@ -14,8 +14,9 @@ SCHEMA_VERSION = "1.0"
 
 
 class _Model(BaseModel):
-    # Unknown keys are kept (newer writers may add fields), so reading never loses data.
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Unknown keys are kept (newer writers may add fields), so reading never loses data. Strict: "0.95" or
+    # true is not an AUC (a JSON integer still is a number).
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
 
 class Metrics(_Model):

@@ -125,7 +125,7 @@ class S3ObjectCreatedEvent(_In):
 
 
 class ShadowRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     enabled: bool = False
     sampling_percent: int | None = Field(default=None, ge=1, le=100)
     duration_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
@@ -135,7 +135,7 @@ class GuardrailOverrides(BaseModel):
     """`deployment.json` `guardrails`: the shadow verdict's error rate, margins and default for this upload
     (functions.stats.verdict.VerdictPolicy); unset fields keep the template's values."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     alpha: float | None = Field(default=None, gt=0, lt=0.5)
     error_margin: float | None = Field(default=None, gt=0, lt=1)
     latency_margin: float | None = Field(default=None, gt=0)
@@ -153,8 +153,8 @@ class DeploymentRequest(BaseModel):
     Percent ranges follow SageMaker's documented limits (canary <= 50 %, linear step 10-50 %).
     """
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    strategy: Strategy | None = None
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)  # "25" is not a percent
+    strategy: Strategy | None = Field(default=None, strict=False)  # the enum from its JSON string
     canary_percent: int | None = Field(default=None, ge=1, le=50)
     linear_step_percent: int | None = Field(default=None, ge=10, le=50)
     shadow: ShadowRequest | None = None

@@ -39,6 +39,18 @@ def read_bytes(bucket: str, key: str, byte_range: str | None = None, version_id:
         raise ArtifactNotFound(f"s3://{bucket}/{key} does not exist") from exc
 
 
+def open_stream(bucket: str, key: str, version_id: str | None = None) -> Any:
+    """The object's body as a stream (read it in chunks: artifacts can be large); ArtifactNotFound if missing."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    try:
+        with aws_errors("get_object"):
+            return client().get_object(**kwargs)["Body"]
+    except ResourceNotFound as exc:
+        raise ArtifactNotFound(f"s3://{bucket}/{key} does not exist") from exc
+
+
 def read_json(bucket: str, key: str) -> Any:
     """Parse a JSON object; ArtifactNotFound when missing, InvalidArtifact when not valid JSON."""
     body = read_bytes(bucket, key)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import tarfile
+import zlib
+from pathlib import PurePosixPath
+
 from pydantic import ValidationError
 
 from functions.adapters import s3
@@ -38,7 +42,9 @@ def read_deployment_request(bucket: str, key: str) -> DeploymentRequest:
 
 
 def check_artifact(bucket: str, key: str, version_id: str | None) -> None:
-    """The artifact must still exist and be a gzip file (a tar.gz), else the container could never load it."""
+    """The artifact must still exist and be a whole tar.gz of regular files with safe names, else the container
+    could never load it (or SageMaker would unpack a path outside /opt/ml/model): refused before any SageMaker
+    call. The exact version that triggered the execution is read, streamed (artifacts can be large)."""
     meta = s3.head(bucket, key, version_id)
     if meta is None:
         raise ArtifactNotFound(f"s3://{bucket}/{key} does not exist")
@@ -46,6 +52,30 @@ def check_artifact(bucket: str, key: str, version_id: str | None) -> None:
         raise InvalidArtifact(f"s3://{bucket}/{key} is empty")
     if s3.read_bytes(bucket, key, byte_range="bytes=0-1", version_id=version_id)[:2] != GZIP_MAGIC:
         raise InvalidArtifact(f"s3://{bucket}/{key} is not a gzip archive")
+    check_tar_members(f"s3://{bucket}/{key}", s3.open_stream(bucket, key, version_id))
+
+
+def check_tar_members(where: str, stream: object) -> list[str]:
+    """Walk a tar.gz stream once: every member a regular file or directory with a relative name that stays
+    inside the extraction folder, at least one regular file, and the archive whole. Returns the file names."""
+    files: list[str] = []
+    try:
+        with tarfile.open(fileobj=stream, mode="r|gz") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                path = PurePosixPath(member.name)
+                if member.name.startswith("/") or ".." in path.parts:
+                    raise InvalidArtifact(f"{where} has an unsafe member name {member.name!r} (absolute or '..')")
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise InvalidArtifact(f"{where} member {member.name!r} is not a regular file (link or device)")
+                files.append(member.name)
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error, OSError) as exc:
+        kind = "truncated" if isinstance(exc, EOFError) or "unexpected end" in str(exc).lower() else "not a tar archive"
+        raise InvalidArtifact(f"{where} is {kind}: {exc or type(exc).__name__}") from exc
+    if not files:
+        raise InvalidArtifact(f"{where} holds no model file (an empty tar archive)")
+    return files
 
 
 def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:

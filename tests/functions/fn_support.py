@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +149,7 @@ def put_model_files(
     *,
     evaluation_doc: dict | None = None,
     deployment: dict | str | None = None,
-    artifact: bytes = b"\x1f\x8b\x08\x00fake-gzip",
+    artifact: bytes | None = None,
 ) -> str:
     """Upload evaluation.json (+ deployment.json) and model.tar.gz; return the artifact key."""
     prefix = f"models/{name}/{version}/"
@@ -157,8 +160,19 @@ def put_model_files(
     if deployment is not None:
         body = deployment if isinstance(deployment, str) else json.dumps(deployment)
         s3.put_object(Bucket=BUCKET, Key=prefix + "deployment.json", Body=body)
-    s3.put_object(Bucket=BUCKET, Key=prefix + "model.tar.gz", Body=artifact)
+    body = real_artifact() if artifact is None else artifact
+    s3.put_object(Bucket=BUCKET, Key=prefix + "model.tar.gz", Body=body)
     return prefix + "model.tar.gz"
+
+
+def real_artifact(model_bytes: bytes = b"{\"learner\": {}}" * 64) -> bytes:
+    """A well-formed model.tar.gz (one regular member `xgboost-model`), deterministic bytes."""
+    tar_buf = io.BytesIO()
+    with tarfile.open(fileobj=tar_buf, mode="w") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(model_bytes)
+        tar.addfile(info, io.BytesIO(model_bytes))
+    return gzip.compress(tar_buf.getvalue(), mtime=0)
 
 
 def event_for(s3: Any, key: str, bucket: str = BUCKET) -> dict:
