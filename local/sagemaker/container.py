@@ -1,13 +1,24 @@
-"""What the SageMaker XGBoost serving container does with a model.tar.gz and a request.
+"""What the SageMaker XGBoost serving container (3.0-5, algorithm mode) does with a model.tar.gz and a request.
 
-Loading follows the container: unpack the tarball, take `xgboost-model` (or the single file), try pickle,
-then `xgb.Booster().load_model`. A model that cannot be loaded does not stop the container (its /ping still
-answers 200), so every invocation gets 500 "Unable to load model: ..."; a payload that cannot be scored
-gets 400 "Unable to evaluate payload provided: ...".
+Source: aws/sagemaker-xgboost-container branch release-3.0.5, `algorithm_mode/serve.py` (invocations) and
+`serve_utils.py` (parse_content_data, get_loaded_booster, predict), `encoder.py` (csv_to_dmatrix), with
+xgboost 3.0.5 (docker/3.0-5/base/Dockerfile.cpu). Per request, in the container's order:
+- empty body → 204, no body;
+- the content type must be one the container parses (CSV here; libsvm/recordio-protobuf are not emulated), else
+  415 with `data_utils.get_content_type`'s message; a CSV it cannot parse (non-numbers, ragged rows) → 415
+  "Loading csv data failed with Exception, please ensure data is in csv format: ...";
+- a model that cannot be loaded → 500 "Unable to load model: ..." (its /ping still answers 200);
+- prediction: for a *pickled* booster the container checks columns == features or columns + 1 == features
+  (else 400); for a model in xgboost's own format there is no container check and xgboost predicts with
+  `validate_features=False`: FEWER columns than features are scored silently (the missing trailing columns are
+  missing values), MORE columns fail in xgboost ("Number of columns does not match number of features in
+  booster") → 400 "Unable to evaluate payload provided: ...";
+- then the Accept type: text/csv (default, also for */*), application/json; others → 406.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -22,6 +33,11 @@ import xgboost as xgb
 
 CSV = "text/csv"
 JSON = "application/json"
+# data_utils.VALID_CONTENT_TYPES (release-3.0.5): get_content_type's error lists them
+VALID_CONTENT_TYPES = ["csv", "libsvm", "parquet", "recordio-protobuf", "text/csv", "text/libsvm", "text/x-libsvm",
+                       "application/x-parquet", "application/x-recordio-protobuf"]
+SUPPORTED_ACCEPTS = ["application/json", "application/jsonlines", "application/x-recordio-protobuf", "text/csv"]
+PKL_FORMAT, XGB_FORMAT = "pkl_format", "xgb_format"
 LATENCY_ATTRIBUTE = "guardrail_latency_ms"  # = training.scenarios.LATENCY_ATTRIBUTE
 
 
@@ -54,7 +70,7 @@ def unpack(data: bytes, url: str) -> dict[str, bytes]:
         ) from None
 
 
-def load_booster(files: dict[str, bytes]) -> xgb.Booster:
+def load_booster(files: dict[str, bytes]) -> tuple[xgb.Booster, str]:
     """As the container's get_loaded_booster: pickle first, then xgboost's own format."""
     if "xgboost-model" in files:
         name = "xgboost-model"
@@ -72,6 +88,7 @@ def load_booster(files: dict[str, bytes]) -> xgb.Booster:
                 tmp.flush()
                 booster = xgb.Booster()
                 booster.load_model(tmp.name)
+                model_format = XGB_FORMAT
         except Exception as xgb_exc:
             raise RuntimeError(
                 f"Model {name} cannot be loaded: Pickle load error={pkl_exc} XGB load model error={xgb_exc}"
@@ -82,9 +99,9 @@ def load_booster(files: dict[str, bytes]) -> xgb.Booster:
         if not isinstance(model, xgb.Booster):
             # the container calls booster.set_param(...) next, which fails on anything else
             raise RuntimeError(f"'{type(model).__name__}' object has no attribute 'set_param'")
-        booster = model
+        booster, model_format = model, PKL_FORMAT
     booster.set_param({"nthread": 1})  # one request, one thread, as the container's workers
-    return booster
+    return booster, model_format
 
 
 @dataclass
@@ -93,31 +110,43 @@ class ServedModel:
 
     booster: xgb.Booster | None
     load_error: str | None = None
+    model_format: str = XGB_FORMAT  # PKL_FORMAT: the container checks the column count before predicting
     extra_latency_s: float = 0.0  # training's "slow" scenario model asks for it (booster attribute)
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> ServedModel:
         try:
-            booster = load_booster(files)
+            booster, model_format = load_booster(files)
         except Exception as exc:
             return cls(None, str(exc))
         # training/scenarios.py LATENCY_ATTRIBUTE: extra inference time in ms (the real container ignores it)
         extra_ms = booster.attr(LATENCY_ATTRIBUTE)
-        return cls(booster, extra_latency_s=float(extra_ms) / 1000 if extra_ms else 0.0)
+        return cls(booster, extra_latency_s=float(extra_ms) / 1000 if extra_ms else 0.0, model_format=model_format)
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """serve.invocations, step by step (statuses and messages as the container's)."""
+        if len(body) == 0:
+            return b"", "text/html; charset=utf-8"  # the container's 204 No Content (Flask's default type)
+        rows = decode(body, content_type)  # 415 on an unsupported type or unparseable CSV
         if self.booster is None:
             raise ContainerError(500, f"Unable to load model: {self.load_error}")
         try:
-            rows = decode(body, content_type)
-            preds = self.booster.inplace_predict(rows)
+            preds = self._predict(rows)
             if self.extra_latency_s:
                 time.sleep(self.extra_latency_s)
-        except ContainerError:
-            raise
         except Exception as exc:
             raise ContainerError(400, f"Unable to evaluate payload provided: {exc}") from None
         return encode(np.asarray(preds), accept)
+
+    def _predict(self, rows: np.ndarray) -> np.ndarray:
+        assert self.booster is not None
+        features, columns = self.booster.num_features(), rows.shape[1]
+        if self.model_format == PKL_FORMAT and not (features == columns or features == columns + 1):
+            raise ValueError(f"Feature size of csv inference data {columns} is not consistent with feature size "
+                             f"of trained model {features}.")
+        if columns == features:  # the same scores as the container's DMatrix path, faster
+            return self.booster.inplace_predict(rows)
+        return self.booster.predict(xgb.DMatrix(rows), validate_features=False)
 
 
 def _media(content_type: str) -> str:
@@ -125,35 +154,37 @@ def _media(content_type: str) -> str:
 
 
 def decode(body: bytes, content_type: str) -> np.ndarray:
-    media = _media(content_type or CSV)
-    if media not in (CSV, JSON):
-        raise ContainerError(415, f"Content type {content_type} is not supported by this framework.")
-    text = body.decode("utf-8")
-    if media == CSV:
-        lines = [line for line in text.splitlines() if line.strip()]
-        if not lines:
-            raise ValueError("empty CSV payload")
-        return np.array(
-            [[float(v) if v.strip() else np.nan for v in line.split(",")] for line in lines], dtype=np.float32
-        )
-    doc = json.loads(text)
-    if isinstance(doc, dict) and "instances" in doc:
-        rows = [r["features"] if isinstance(r, dict) else r for r in doc["instances"]]
-    elif isinstance(doc, dict) and "features" in doc:
-        rows = [doc["features"]]
-    elif isinstance(doc, list):
-        rows = doc if doc and isinstance(doc[0], list) else [doc]
-    else:
-        raise ValueError('JSON payload must be {"instances": [...]} or {"features": [...]}')
-    return np.array(rows, dtype=np.float32)
+    """serve_utils.parse_content_data + encoder.csv_to_dmatrix: failures are the container's 415."""
+    media = _media(content_type) if content_type else "libsvm"  # get_content_type(None) is LIBSVM
+    if media not in ("csv", CSV):
+        if media in VALID_CONTENT_TYPES:
+            raise ContainerError(415, f"Content type {content_type} is accepted by the container but not emulated "
+                                      "(the local emulator parses CSV only).")
+        raise ContainerError(415, f"{content_type} is not an accepted ContentType: {', '.join(VALID_CONTENT_TYPES)}.")
+    try:
+        text = body.strip().decode("utf-8")
+        sniffed = csv.Sniffer().sniff(text.split("\n")[0][:512]).delimiter
+        delimiter = "," if sniffed.isalnum() else sniffed
+        return np.array([["nan" if x == "" else x for x in line.split(delimiter)] for line in text.split("\n")]
+                        ).astype(float)
+    except Exception as exc:
+        raise ContainerError(415, "Loading csv data failed with Exception, please ensure data is in csv format:\n "
+                                  f"{type(exc)}\n {exc}") from None
 
 
 def encode(preds: np.ndarray, accept: str) -> tuple[bytes, str]:
-    media = _media(accept or CSV)
+    """serve._parse_accept and the encoders: no Accept or */* → text/csv."""
+    media = _media(accept) if accept else ""
+    if not media or media == "*/*":
+        media = CSV
+    if media not in SUPPORTED_ACCEPTS:
+        raise ContainerError(406, f"Accept type {accept} is not supported. Please use supported accept types: "
+                                  f"{SUPPORTED_ACCEPTS}.")
     values = preds.tolist()
     if media == JSON:
         return json.dumps({"predictions": [{"score": v} for v in values]}).encode(), JSON
-    if media in (CSV, "*/*"):
+    if media == CSV:
         lines = [",".join(map(str, v)) if isinstance(v, list) else str(v) for v in values]
         return "\n".join(lines).encode(), CSV
-    raise ContainerError(406, f"Accept type {accept} is not supported by this framework.")
+    raise ContainerError(406, f"Accept type {accept} is not emulated (the local emulator answers text/csv and "
+                              "application/json).")

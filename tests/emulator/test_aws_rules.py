@@ -52,3 +52,63 @@ def test_retained_deployment_config_is_a_guarded_update_too(sm, names, live):
     code, _ = error_of(sm.update_endpoint, EndpointName=live, EndpointConfigName=names("renamed"),
                        RetainDeploymentConfig=True)
     assert code == "ValidationException"
+
+
+# --- the SageMaker XGBoost container 3.0-5 (aws/sagemaker-xgboost-container release-3.0.5, xgboost 3.0.5) ---
+
+
+@pytest.fixture(scope="module")
+def served(sm):
+    """v1 is saved in xgboost's format (no container column check), v2 is a pickled Booster (checked)."""
+    out = {}
+    for artifact in ("v1", "v2"):
+        name = f"rules-container-{artifact}"
+        create_model(sm, name, artifact)
+        create_config(sm, name, name, count=1)
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        out[artifact] = name
+    for name in out.values():
+        assert wait_status(sm, name)["EndpointStatus"] == "InService"
+    return out
+
+
+def _invoke(smr, endpoint, body, content_type="text/csv"):
+    try:
+        r = smr.invoke_endpoint(EndpointName=endpoint, ContentType=content_type, Body=body)
+    except ClientError as exc:
+        return exc.response["OriginalStatusCode"], exc.response["OriginalMessage"]
+    return 200, r["Body"].read().decode()
+
+
+def test_fewer_columns_are_scored_silently_by_an_xgboost_format_model(smr, boosters, served):
+    """serve_utils.predict checks nothing for xgb_format; xgboost predicts with the missing columns as missing."""
+    import numpy as np
+
+    status, body = _invoke(smr, served["v1"], "0.5,-1.5,2.0")  # the model has 6 features
+    expected = boosters["v1"].predict(__import__("xgboost").DMatrix(np.array([[0.5, -1.5, 2.0]])),
+                                      validate_features=False)[0]
+    assert status == 200 and float(body) == pytest.approx(float(expected), abs=1e-6)
+    status, message = _invoke(smr, served["v1"], ",".join(["1"] * 7))  # one column too many
+    assert status == 400 and "Number of columns does not match number of features in booster" in message
+
+
+def test_pickled_model_allows_exactly_one_column_fewer(smr, served):
+    """serve_utils.predict (pkl_format, CSV): columns == features or columns + 1 == features, else 400."""
+    assert _invoke(smr, served["v2"], ",".join(["1"] * 5))[0] == 200
+    status, message = _invoke(smr, served["v2"], ",".join(["1"] * 4))
+    assert status == 400 and message == ("Unable to evaluate payload provided: Feature size of csv inference data 4 "
+                                         "is not consistent with feature size of trained model 6.")
+
+
+def test_payloads_the_container_cannot_parse_are_415(smr, served):
+    status, message = _invoke(smr, served["v1"], '{"instances": [[1, 2, 3, 4, 5, 6]]}', "application/json")
+    assert status == 415 and message.startswith("application/json is not an accepted ContentType: csv, libsvm")
+    status, message = _invoke(smr, served["v1"], "1,2,3\n4,5")  # ragged rows
+    assert status == 415 and message.startswith("Loading csv data failed with Exception")
+
+
+def test_unsupported_accept_is_406_after_scoring(smr, served):
+    with pytest.raises(ClientError) as exc:
+        smr.invoke_endpoint(EndpointName=served["v1"], ContentType="text/csv", Accept="text/plain",
+                            Body=",".join(["1"] * 6))
+    assert exc.value.response["OriginalStatusCode"] == 406

@@ -179,12 +179,14 @@ def test_unloadable_model_passes_health_checks_and_answers_500(sm, smr, names, a
     assert resp["LogStreamArn"].endswith(f"/aws/sagemaker/Endpoints/{names('e')}")
 
 
-def test_bad_payload_is_a_400_model_error(smr, serving):
+def test_bad_payloads_are_4xx_model_errors(smr, serving):
+    """The 3.0-5 container: unparseable CSV and unsupported types are 415, a payload xgboost rejects is 400."""
     code, resp = code_of(smr.invoke_endpoint, EndpointName=serving, ContentType="text/csv", Body="1,2,abc")
-    assert code == "ModelError" and resp["OriginalStatusCode"] == 400
+    assert code == "ModelError" and resp["OriginalStatusCode"] == 415
+    assert resp["OriginalMessage"].startswith("Loading csv data failed with Exception")
+    code, resp = code_of(smr.invoke_endpoint, EndpointName=serving, ContentType="text/csv", Body=",".join(["1"] * 9))
+    assert code == "ModelError" and resp["OriginalStatusCode"] == 400  # more columns than the model's features
     assert resp["OriginalMessage"].startswith("Unable to evaluate payload provided")
-    code, resp = code_of(smr.invoke_endpoint, EndpointName=serving, ContentType="text/csv", Body="1,2")
-    assert code == "ModelError" and resp["OriginalStatusCode"] == 400  # wrong feature count
     code, resp = code_of(smr.invoke_endpoint, EndpointName=serving, ContentType="image/png", Body=b"\x89PNG")
     assert code == "ModelError" and resp["OriginalStatusCode"] == 415
     assert_still_serving(smr, serving)

@@ -31,7 +31,7 @@ def test_outputs_match_the_service_model(emulator, sm, smr, names):
     create_model(sm, names("m1"), "v1")
     create_model(sm, names("m2"), "v2")
     create_config(sm, names("c1"), names("m1"), count=2)
-    create_config(sm, names("c2"), names("m2"), variant="green", count=2)
+    create_config(sm, names("c2"), names("m2"), variant="AllTraffic", count=2)  # AWS: same name for a guarded update
     sm.create_endpoint(EndpointName=names("e"), EndpointConfigName=names("c1"))
     seen = {"DescribeEndpoint:Creating": call(emulator.url, "DescribeEndpoint", {"EndpointName": names("e")})}
     wait_status(sm, names("e"))
@@ -54,8 +54,8 @@ def test_outputs_match_the_service_model(emulator, sm, smr, names):
         ModelVariants=[{"ModelName": m, "VariantName": v, "InfrastructureConfig": {
             "InfrastructureType": "RealTimeInference",
             "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}}}
-            for m, v in ((names("m2"), "green"), (names("m1"), "shadow"))],
-        ShadowModeConfig={"SourceModelVariantName": "green",
+            for m, v in ((names("m2"), "AllTraffic"), (names("m1"), "shadow"))],
+        ShadowModeConfig={"SourceModelVariantName": "AllTraffic",
                           "ShadowModelVariants": [{"ShadowModelVariantName": "shadow", "SamplingPercentage": 5}]})
     seen["DescribeInferenceExperiment"] = call(emulator.url, "DescribeInferenceExperiment", {"Name": names("x")})
     for op, params in [("DescribeModel", {"ModelName": names("m1")}),
