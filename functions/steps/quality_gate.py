@@ -34,27 +34,59 @@ def serving_framework_version(image: str | None) -> str | None:
     return f"{match[1]}.{match[2]}-{match[3]}" if match else None
 
 
-def production_evaluation(endpoint: str, candidate_model: str) -> tuple[str | None, ModelEvaluation | None]:
-    """The evaluation.json beside the artifact the endpoint serves now (None when nothing is served)."""
+def production_evaluation(
+    endpoint: str, candidate_model: str
+) -> tuple[str | None, ModelEvaluation | None, str | None]:
+    """(model the endpoint serves now, its evaluation.json, why that report is unusable). A served model without
+    a readable report is a problem, not a pass: without it the gate cannot compare schema, data set or facets."""
     described = sagemaker.describe_endpoint(endpoint)
     if not described or not described.get("EndpointConfigName"):
-        return None, None
+        return None, None, None
     config = sagemaker.describe_endpoint_config(described["EndpointConfigName"]) or {}
     variants = config.get("ProductionVariants") or []
     model_name = variants[0].get("ModelName") if variants else None
     if not model_name or model_name == candidate_model:
-        return model_name, None
+        return model_name, None, None
     model = sagemaker.describe_model(model_name) or {}
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     url = container.get("ModelDataUrl", "")
     if not url.startswith("s3://"):
-        return model_name, None
+        return model_name, None, f"production model {model_name} has no S3 artifact to find its evaluation.json beside"
     bucket, key = s3.split_uri(url)
     evaluation_key = key.rsplit("/", 1)[0] + "/evaluation.json"
+    where = f"s3://{bucket}/{evaluation_key}"
     try:
-        return model_name, load_evaluation(bucket, evaluation_key)
-    except (ArtifactNotFound, InvalidArtifact):  # production's report is evidence, not a precondition
-        return model_name, None
+        return model_name, load_evaluation(bucket, evaluation_key), None
+    except ArtifactNotFound:
+        return model_name, None, f"production's evaluation.json {where} is missing"
+    except InvalidArtifact as exc:
+        return model_name, None, f"production's evaluation.json {where} is unreadable ({exc})"
+
+
+def schema_reasons(candidate: ModelEvaluation, production: ModelEvaluation) -> list[str]:
+    """A candidate must answer the same requests as production: same data set and label, same CSV columns in
+    the same order (a model with one column fewer answers 400 or, worse, predicts on shifted columns)."""
+    reasons: list[str] = []
+    if (candidate.dataset.name, candidate.label) != (production.dataset.name, production.label):
+        reasons.append(
+            f"trained on data set {candidate.dataset.name!r} (label {candidate.label!r}), production on "
+            f"{production.dataset.name!r} (label {production.label!r})"
+        )
+    ours, theirs = candidate.features, production.features
+    if len(ours) != len(theirs):
+        reasons.append(f"the candidate takes {len(ours)} feature(s), production's model takes {len(theirs)}")
+    else:
+        diff = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
+        if diff is not None:
+            reasons.append(
+                f"feature order differs from production's at column {diff}: {ours[diff]!r} vs {theirs[diff]!r}"
+            )
+    guarded = [f.facet for f in production.bias if f.guarded and candidate.facet(f.facet) is None]
+    if guarded:
+        reasons.append(
+            f"production guards facet(s) {', '.join(guarded)}; the candidate has no bias report for them"
+        )
+    return reasons
 
 
 def decide(
@@ -62,9 +94,14 @@ def decide(
     settings: Settings,
     production: ModelEvaluation | None = None,
     production_model: str | None = None,
+    production_problem: str | None = None,
 ) -> GateResult:
     """Pure decision: every check that fails adds a reason."""
     reasons: list[str] = []
+    if production_problem:
+        reasons.append(f"{production_problem}: cannot compare with the model in production; restore it first")
+    if production is not None:
+        reasons.extend(schema_reasons(candidate, production))
     auc = candidate.metrics.auc
     if auc < settings.min_auc:
         reasons.append(f"AUC {auc:.4f} is below the minimum {settings.min_auc:.4f}")
@@ -131,8 +168,8 @@ def decide(
 
 def quality_gate(upload: Upload, settings: Settings) -> GateResult:
     candidate = load_evaluation(upload.bucket, upload.evaluation_key)
-    production_model, production = production_evaluation(upload.endpoint_name, upload.names.model)
-    result = decide(candidate, settings, production, production_model)
+    production_model, production, problem = production_evaluation(upload.endpoint_name, upload.names.model)
+    result = decide(candidate, settings, production, production_model, problem)
     if not result.passed:
         raise ModelRejected(result.reasons)
     return result

@@ -164,3 +164,54 @@ def test_missing_or_corrupt_evaluation(world) -> None:
         handler(_put_candidate(s3, "{broken"), FakeContext())
     with pytest.raises(errors.InvalidArtifact, match="not a valid evaluation: metrics"):
         handler(_put_candidate(s3, {**evaluation(), "metrics": {"auc": 2}}), FakeContext())
+
+
+# --- never ship a model of another data set or schema (issue 11 §2) -------------------------------------
+
+
+def _other_dataset(**overrides) -> ModelEvaluation:
+    doc = evaluation(**overrides)
+    doc["dataset"] = {**doc["dataset"], "name": "employee-promotion", "label": "is_promoted"}
+    doc["label"] = "is_promoted"
+    return ModelEvaluation.model_validate(doc)
+
+
+def test_model_of_another_data_set_is_rejected_even_with_a_better_auc() -> None:
+    production = _eval(metrics={"auc": 0.80})
+    result = decide(_other_dataset(metrics={"auc": 0.95}), load_settings(), production, "prod-model")
+    assert not result.passed
+    assert any("trained on data set 'employee-promotion'" in r and "'bank-marketing'" in r for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (["age"], "1 feature(s), production's model takes 2"),
+        (["age", "balance", "extra"], "3 feature(s), production's model takes 2"),
+        (["balance", "age"], "feature order differs from production's at column 0: 'balance' vs 'age'"),
+        (["age", "income"], "feature order differs from production's at column 1: 'income' vs 'balance'"),
+    ],
+)
+def test_feature_schema_must_match_production(features: list[str], message: str) -> None:
+    result = decide(_eval(features=features), load_settings(), _eval(), "prod-model")
+    assert not result.passed and any(message in r for r in result.reasons), result.reasons
+
+
+def test_guarded_facet_of_production_cannot_be_dropped() -> None:
+    production = _eval()  # guards age_group
+    result = decide(_eval(bias=[]), load_settings(), production, "prod-model")
+    assert not result.passed
+    assert result.reasons == ["production guards facet(s) age_group; the candidate has no bias report for them"]
+    informational = _eval(bias=[_bias(0.9, 0.05, guarded=False)])
+    assert decide(_eval(bias=[]), load_settings(), informational, "prod-model").passed
+
+
+def test_production_evidence_that_vanished_stops_the_gate(world) -> None:
+    """The endpoint serves a model whose evaluation.json is gone: the gate cannot compare, so it rejects."""
+    from functions.handlers.quality_gate import handler
+
+    s3, sm = world
+    _deploy_production(s3, sm, auc=0.94)
+    s3.delete_object(Bucket=BUCKET, Key="models/xgb-best/1/evaluation.json")
+    with pytest.raises(errors.ModelRejected, match=r"production's evaluation\.json .* is missing"):
+        handler(_put_candidate(s3, evaluation()), FakeContext())

@@ -9,7 +9,7 @@ import tarfile
 
 import boto3
 import pytest
-from fn_support import BUCKET, FakeContext, event_for, evaluation, put_model_files, real_artifact
+from fn_support import BUCKET, FakeContext, evaluation, event_for, put_model_files, real_artifact
 
 from functions import errors
 from functions.evaluation import ModelEvaluation
@@ -56,7 +56,7 @@ def test_evaluation_integers_are_numbers_and_round_trips() -> None:
 def test_deployment_json_types_are_strict(s3, request_doc) -> None:
     DeploymentRequest.model_validate({"canary_percent": 25, "shadow": {"enabled": True}})  # the good form
     key = put_model_files(s3, deployment=request_doc)
-    with pytest.raises(errors.InvalidTrigger, match="deployment.json is invalid"):
+    with pytest.raises(errors.InvalidTrigger, match=r"deployment\.json is invalid"):
         parse(s3, key)
 
 
