@@ -179,7 +179,7 @@ class ResourceNames(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     model: str
     endpoint_config: str
-    variant: str
+    shadow_variant: str  # the shadow variant of an inference experiment; production keeps the live name
     error_alarm: str
     latency_alarm: str
     experiment: str
@@ -282,6 +282,10 @@ class CreatedResource(_Out):
     status: Literal["created", "existed"]
 
 
+class EndpointConfigResource(CreatedResource):
+    variant: str  # its production variant name: the live endpoint's (blue/green updates keep one name)
+
+
 class CreateModelInput(UploadInput):
     pass
 
@@ -300,7 +304,7 @@ class AlarmsState(_Out):
 
 
 class EnsureAlarmsInput(UploadInput):
-    pass
+    endpoint_config: EndpointConfigResource | None = None  # its `variant` is the alarms' VariantName
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -65,8 +65,9 @@ def create_endpoint_config(
     instance_type: str,
     instance_count: int,
     data_capture_uri: str | None,
-) -> tuple[str | None, bool]:
-    """Create the endpoint config (one production variant, data capture when a URI is set)."""
+) -> tuple[str | None, bool, str | None]:
+    """Create the endpoint config (one production variant, data capture when a URI is set); return (arn,
+    created, production variant name). An existing config counts as done; its variant name is read back."""
     request: dict[str, Any] = {
         "EndpointConfigName": name,
         "ProductionVariants": [
@@ -89,10 +90,11 @@ def create_endpoint_config(
         }
     try:
         with aws_errors("create_endpoint_config"):
-            return client().create_endpoint_config(**request)["EndpointConfigArn"], True
+            return client().create_endpoint_config(**request)["EndpointConfigArn"], True, variant_name
     except ResourceAlreadyExists:
-        existing = describe_endpoint_config(name)
-        return (existing or {}).get("EndpointConfigArn"), False
+        existing = describe_endpoint_config(name) or {}
+        variants = existing.get("ProductionVariants") or [{}]
+        return existing.get("EndpointConfigArn"), False, variants[0].get("VariantName")
 
 
 def create_endpoint(name: str, config_name: str) -> str:

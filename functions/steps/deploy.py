@@ -120,6 +120,7 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         current_config=current,
         deployment_config=config,
         previous_variant=serving[0].get("VariantName"),  # the canary verdict's baseline fleet
-        target_variant=upload.names.variant,
+        # Same name as the old fleet (blue/green rule); the canary verdict tells the fleets apart by config.
+        target_variant=serving[0].get("VariantName"),
         started_at=started,
     )

@@ -37,7 +37,7 @@ def _base(upload: Upload) -> dict[str, Any]:
     return {
         "experiment_name": upload.names.experiment,
         "endpoint_name": upload.endpoint_name,
-        "shadow_variant": upload.names.variant,
+        "shadow_variant": upload.names.shadow_variant,
         "shadow_model": upload.names.model,
         "sampling_percent": upload.shadow.sampling_percent,
     }
@@ -82,7 +82,10 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
         return ShadowState(
             status="SKIPPED", skipped_reason=f"{upload.names.model} is already in production", **_base(upload)
         )
-    settings.require("sagemaker_role_arn")
+    settings.require("shadow_experiment_role_arn")
+    # Everything that can fail (the deployment.json read needs s3:GetObject) before the experiment exists:
+    # a failure after CreateInferenceExperiment would leave a running experiment behind (aws-audit #2).
+    evidence = _evidence_settings(upload, settings)
     ends_at = now + timedelta(seconds=upload.shadow.duration_seconds)
     schedule_end = ends_at + max(SCHEDULE_GRACE, timedelta(seconds=upload.shadow.duration_seconds))
     instance_type = production.get("InstanceType") or settings.instance_type
@@ -91,7 +94,9 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
         arn = sagemaker.create_inference_experiment(
             name=upload.names.experiment,
             endpoint_name=upload.endpoint_name,
-            role_arn=settings.sagemaker_role_arn or "",
+            # The dedicated role SageMaker assumes to manage the endpoint for the experiment (aws-audit #3),
+            # not the model execution role (the inference container holds that one's credentials).
+            role_arn=settings.shadow_experiment_role_arn or "",
             production={
                 "ModelName": production["ModelName"],
                 "VariantName": production["VariantName"],
@@ -100,7 +105,7 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
             },
             shadow={
                 "ModelName": upload.names.model,
-                "VariantName": upload.names.variant,
+                "VariantName": upload.names.shadow_variant,
                 "InstanceType": instance_type,
                 "InstanceCount": instance_count,
             },
@@ -121,7 +126,7 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
         now = start
     return ShadowState(
         status="RUNNING",
-        **_evidence_settings(upload, settings),
+        **evidence,
         experiment_arn=arn,
         experiment_status="Creating",
         production_variant=production["VariantName"],
