@@ -3,8 +3,10 @@
 Environment variables (upper-case of the template parameter / field name; defaults in brackets):
 
   resources      TABLE_NAME, TOPIC_ARN, MODEL_BUCKET, ENDPOINT_NAME [guardrail-endpoint],
-                 MODEL_PREFIX [models/], SAGEMAKER_ROLE_ARN, DATA_CAPTURE_URI (s3://bucket/prefix)
-  serving        SERVING_IMAGE, INSTANCE_TYPE [ml.m5.large], INSTANCE_COUNT [1]
+                 MODEL_PREFIX [models/], SAGEMAKER_ROLE_ARN, SHADOW_EXPERIMENT_ROLE_ARN,
+                 DATA_CAPTURE_URI (s3://bucket/prefix)
+  serving        SERVING_IMAGE, INSTANCE_TYPE [ml.m5.large], INSTANCE_COUNT [1],
+                 PRODUCTION_VARIANT_NAME [AllTraffic: a new endpoint's; later configs keep the live name]
   rollout        DEFAULT_STRATEGY [CANARY], CANARY_PERCENT [25], LINEAR_STEP_PERCENT [25],
                  WAIT_INTERVAL_SECONDS [300], TERMINATION_WAIT_SECONDS [120],
                  MAX_EXECUTION_TIMEOUT_SECONDS [1800], POST_DEPLOYMENT_WATCH_SECONDS [300],
@@ -58,9 +60,12 @@ class Settings(BaseModel):
     endpoint_name: str = Field(default="guardrail-endpoint", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     model_prefix: str = "models/"
     sagemaker_role_arn: str | None = None
+    shadow_experiment_role_arn: str | None = None  # CreateInferenceExperiment RoleArn (manages the endpoint)
     data_capture_uri: str | None = Field(default=None, pattern=r"^(s3|https)://.+")
 
     serving_image: str | None = None
+    # Production variant name of a NEW endpoint; an existing endpoint keeps its live name (blue/green rule).
+    production_variant_name: str = Field(default="AllTraffic", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     instance_type: str = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1)
 

@@ -10,5 +10,9 @@ from functions.steps.ensure_alarms import ensure_alarms
 load_settings()
 
 handler = step_handler(
-    "ensure_alarms", EnsureAlarmsInput, lambda doc: ensure_alarms(doc.upload, load_settings())
+    "ensure_alarms",
+    EnsureAlarmsInput,
+    lambda doc: ensure_alarms(
+        doc.upload, load_settings(), doc.endpoint_config.variant if doc.endpoint_config else None
+    ),
 )

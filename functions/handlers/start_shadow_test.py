@@ -8,7 +8,7 @@ from functions.handlers._runtime import step_handler
 from functions.models import StartShadowTestInput
 from functions.steps.shadow_test import start_shadow_test
 
-load_settings(required=("sagemaker_role_arn",))
+load_settings(required=("shadow_experiment_role_arn",))
 
 handler = step_handler(
     "start_shadow_test", StartShadowTestInput, lambda doc: start_shadow_test(doc.upload, load_settings())

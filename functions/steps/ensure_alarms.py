@@ -29,12 +29,13 @@ def verdict_dimensions(endpoint: str, config: str) -> list[dict[str, str]]:
     return [{"Name": "EndpointName", "Value": endpoint}, {"Name": "EndpointConfigName", "Value": config}]
 
 
-def alarm_specs(upload: Upload, settings: Settings) -> list[dict[str, Any]]:
+def alarm_specs(upload: Upload, settings: Settings, variant: str | None = None) -> list[dict[str, Any]]:
     """PutMetricAlarm requests for the 5XX-rate and latency alarms, plus the verdict alarm when
-    CANARY_VERDICT=msprt (pure)."""
+    CANARY_VERDICT=msprt (pure). `variant` is the new config's production variant name, which is the live
+    endpoint's (create_endpoint_config); the EndpointConfigName dimension is what singles out the new fleet."""
     dimensions = [
         {"Name": "EndpointName", "Value": upload.endpoint_name},
-        {"Name": "VariantName", "Value": upload.names.variant},
+        {"Name": "VariantName", "Value": variant or settings.production_variant_name},
         {"Name": "EndpointConfigName", "Value": upload.names.endpoint_config},
     ]
     common: dict[str, Any] = {
@@ -84,8 +85,8 @@ def alarm_specs(upload: Upload, settings: Settings) -> list[dict[str, Any]]:
     return [errors, latency, verdict]
 
 
-def ensure_alarms(upload: Upload, settings: Settings) -> AlarmsState:
-    specs = alarm_specs(upload, settings)
+def ensure_alarms(upload: Upload, settings: Settings, variant: str | None = None) -> AlarmsState:
+    specs = alarm_specs(upload, settings, variant)
     names = [s["AlarmName"] for s in specs]
     before = cloudwatch.describe_alarms(names)
     for spec in specs:

@@ -48,8 +48,12 @@ def validate_model_id(name: str, version: str) -> None:
 
 
 def resource_names(endpoint: str, name: str, version: str, upload_key: str) -> ResourceNames:
-    """All names for one model version. The variant is unique per model version (blue and green differ);
-    the experiment name also carries the upload's identity, so a re-upload never collides with an old test."""
+    """All names for one model version. There is NO per-version production variant name: a blue/green update
+    must keep the live endpoint's variant name (AWS deployment-guardrails-exclusions), so the production variant
+    is named by create_endpoint_config from DescribeEndpoint (PRODUCTION_VARIANT_NAME for a new endpoint).
+    Model versions are told apart by model and endpoint config name. Only the shadow variant of an inference
+    experiment gets a name of its own (it sits beside production, so it must differ from it). The experiment
+    name also carries the upload's identity, so a re-upload never collides with an old test."""
     if not SAGEMAKER_NAME.match(endpoint):
         raise InvalidTrigger(
             f"endpoint name {endpoint!r} is not a valid SageMaker name (<= 63, [a-zA-Z0-9-])"
@@ -60,7 +64,7 @@ def resource_names(endpoint: str, name: str, version: str, upload_key: str) -> R
     return ResourceNames(
         model=model,
         endpoint_config=config,
-        variant=sagemaker_name(f"v-{base}"),
+        shadow_variant=sagemaker_name(base, "-shadow"),
         # Alarm names may be 255 characters; they carry the config they watch (one pair per deployment).
         error_alarm=f"guardrail-{endpoint}-{config}-5xx-rate",
         latency_alarm=f"guardrail-{endpoint}-{config}-model-latency",

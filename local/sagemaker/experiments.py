@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from local.sagemaker.backend import Backend, Endpoint
 
 DEFAULT_DURATION = timedelta(days=7)
+# "The maximum duration that you can set for an inference experiment is 30 days."
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceExperimentSchedule.html
+MAX_DURATION = timedelta(days=30)
 ACTIVE = ("Creating", "Created", "Updating", "Starting", "Running", "Stopping")
 
 
@@ -109,6 +112,10 @@ class ExperimentOps:
             end = schedule.get("EndTime") or start + DEFAULT_DURATION
             if end <= start:
                 raise ValidationException("Schedule.EndTime must be after Schedule.StartTime.")
+            if end - start > MAX_DURATION:  # InferenceExperimentSchedule (API reference); the text is ours
+                raise ValidationException(
+                    f"The schedule lasts {end - start}: the maximum duration that you can set for an inference "
+                    "experiment is 30 days.")
             exp = Experiment(
                 name=name, arn=self.b.arn("inference-experiment", name), spec=copy.deepcopy(p),
                 endpoint=ep.name, created=now(), start_time=start, end_time=end,

@@ -112,3 +112,92 @@ def test_unsupported_accept_is_406_after_scoring(smr, served):
         smr.invoke_endpoint(EndpointName=served["v1"], ContentType="text/csv", Accept="text/plain",
                             Body=",".join(["1"] * 6))
     assert exc.value.response["OriginalStatusCode"] == 406
+
+
+# --- limits (botocore 1.44.5's service model and the API reference; checked server-side, as AWS does) ---
+
+
+@pytest.fixture(scope="module")
+def unchecked(emulator):
+    """botocore's own validation off: what is tested is the emulator's."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("sagemaker", endpoint_url=emulator.url, region_name="us-east-1",
+                        config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+
+
+def _routing(**over):
+    routing = {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 0}
+    return {**routing, **over}
+
+
+@pytest.mark.parametrize(("case", "deployment_config"), [
+    ("wait over 3600", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(WaitIntervalInSeconds=3601)}}),
+    ("wait below 0", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(WaitIntervalInSeconds=-1)}}),
+    ("termination over 3600", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(),
+                                                         "TerminationWaitInSeconds": 3601}}),
+    ("timeout below 600", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(),
+                                                     "MaximumExecutionTimeoutInSeconds": 599}}),
+    ("timeout over 28800", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(),
+                                                      "MaximumExecutionTimeoutInSeconds": 28801}}),
+    ("canary over 50 %", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(
+        CanarySize={"Type": "CAPACITY_PERCENT", "Value": 51})}}),
+    ("canary of 0", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(
+        CanarySize={"Type": "INSTANCE_COUNT", "Value": 0})}}),
+    ("linear below 10 %", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(
+        Type="LINEAR", LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": 9})}}),
+    ("linear over 50 %", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing(
+        Type="LINEAR", LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": 51})}}),
+    ("no alarm", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing()},
+                  "AutoRollbackConfiguration": {"Alarms": []}}),
+    ("eleven alarms", {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": _routing()},
+                       "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"a{i}"} for i in range(11)]}}),
+])
+def test_deployment_config_limits(unchecked, sm, names, live, case, deployment_config):
+    create_config(sm, names("c2"), names("m2"), variant="AllTraffic", count=2)
+    code, _ = error_of(unchecked.update_endpoint, EndpointName=live, EndpointConfigName=names("c2"),
+                       DeploymentConfig=deployment_config)
+    assert code == "ValidationException", case
+    assert sm.describe_endpoint(EndpointName=live)["EndpointStatus"] == "InService"
+
+
+def _experiment(names, live, **over):
+    variants = [{"ModelName": m, "VariantName": v, "InfrastructureConfig": {
+        "InfrastructureType": "RealTimeInference",
+        "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}}}
+        for m, v in ((names("m1"), "AllTraffic"), (names("m2"), "shadow"))]
+    return {"Name": names("x"), "Type": "ShadowMode", "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+            "EndpointName": live, "ModelVariants": variants,
+            "ShadowModeConfig": {"SourceModelVariantName": "AllTraffic",
+                                 "ShadowModelVariants": [{"ShadowModelVariantName": "shadow", "SamplingPercentage": 10}]},
+            **over}
+
+
+def test_inference_experiment_lasts_at_most_30_days(sm, unchecked, names, live):
+    """API_InferenceExperimentSchedule: "The maximum duration that you can set for an inference experiment is 30 days.\""""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC) + timedelta(hours=1)
+    code, message = error_of(sm.create_inference_experiment, **_experiment(
+        names, live, Schedule={"StartTime": start, "EndTime": start + timedelta(days=30, seconds=1)}))
+    assert code == "ValidationException" and "30 days" in message
+    code, _ = error_of(sm.create_inference_experiment, **_experiment(   # no StartTime: it starts now
+        names, live, Schedule={"EndTime": datetime.now(UTC) + timedelta(days=31)}))
+    assert code == "ValidationException"
+    sm.create_inference_experiment(**_experiment(names, live, Schedule={"StartTime": start,
+                                                                        "EndTime": start + timedelta(days=30)}))
+    assert sm.describe_inference_experiment(Name=names("x"))["Status"] in ("Creating", "Created")
+    sm.stop_inference_experiment(Name=names("x"), ModelVariantActions={"shadow": "Remove"}, DesiredState="Cancelled")
+
+
+@pytest.mark.parametrize("case", ["two-shadows", "sampling-over-100"])
+def test_experiment_limits(unchecked, names, live, case):
+    req = _experiment(names, live)
+    shadow = req["ShadowModeConfig"]["ShadowModelVariants"]
+    if case == "two-shadows":
+        shadow.append({"ShadowModelVariantName": "shadow2", "SamplingPercentage": 10})
+    else:
+        shadow[0]["SamplingPercentage"] = 101
+    code, _ = error_of(unchecked.create_inference_experiment, **req)
+    assert code == "ValidationException", case

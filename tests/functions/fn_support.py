@@ -14,6 +14,7 @@ STATES_DIR = ROOT / "events" / "states"
 BUCKET = "guardrail-models"
 ENDPOINT = "guardrail-endpoint"
 ROLE = "arn:aws:iam::123456789012:role/guardrail-sagemaker"
+SHADOW_ROLE = "arn:aws:iam::123456789012:role/guardrail-shadow-experiment"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:guardrail-notifications"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"
 
@@ -24,6 +25,7 @@ ENV = {
     "ENDPOINT_NAME": ENDPOINT,
     "MODEL_PREFIX": "models/",
     "SAGEMAKER_ROLE_ARN": ROLE,
+    "SHADOW_EXPERIMENT_ROLE_ARN": SHADOW_ROLE,
     "DATA_CAPTURE_URI": f"s3://{BUCKET}/capture",
     "SERVING_IMAGE": IMAGE,
     "INSTANCE_TYPE": "ml.m5.large",

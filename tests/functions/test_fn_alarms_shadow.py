@@ -33,7 +33,7 @@ def test_alarms_created_scoped_to_new_fleet_and_idempotent(aws) -> None:
     dims = {d["Name"]: d["Value"] for d in errors_alarm["Dimensions"]}
     assert dims == {
         "EndpointName": ENDPOINT,
-        "VariantName": names["variant"],
+        "VariantName": "AllTraffic",  # no endpoint_config in the document: a new endpoint's name
         "EndpointConfigName": names["endpoint_config"],
     }
     assert (errors_alarm["MetricName"], errors_alarm["Statistic"], errors_alarm["Threshold"]) == (
@@ -216,13 +216,13 @@ def test_start_creates_a_shadow_experiment(sm) -> None:
             "Type": "ShadowMode",
             "Schedule": {"StartTime": NOW, "EndTime": NOW + timedelta(seconds=120 + 600)},
             "Description": ANY,
-            "RoleArn": load_settings().sagemaker_role_arn,
+            "RoleArn": load_settings().shadow_experiment_role_arn,  # not the model role (aws-audit #3)
             "EndpointName": ENDPOINT,
             "ModelVariants": [
                 {"ModelName": "xgb-best-1", "VariantName": "v-xgb-best-1", "InfrastructureConfig": infra},
                 {
                     "ModelName": upload.names.model,
-                    "VariantName": upload.names.variant,
+                    "VariantName": upload.names.shadow_variant,
                     "InfrastructureConfig": infra,
                 },
             ],
@@ -230,7 +230,7 @@ def test_start_creates_a_shadow_experiment(sm) -> None:
             "ShadowModeConfig": {
                 "SourceModelVariantName": "v-xgb-best-1",
                 "ShadowModelVariants": [
-                    {"ShadowModelVariantName": upload.names.variant, "SamplingPercentage": 100}
+                    {"ShadowModelVariantName": upload.names.shadow_variant, "SamplingPercentage": 100}
                 ],
             },
         },

@@ -366,6 +366,7 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
     assert model_handler(doc, FakeContext())["status"] == "existed"
 
     cfg_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{names['endpoint_config']}"
+    _not_found(sm, "describe_endpoint", 'Could not find endpoint "guardrail-endpoint".')  # a new endpoint
     sm.add_response(
         "create_endpoint_config",
         {"EndpointConfigArn": cfg_arn},
@@ -373,7 +374,7 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
             "EndpointConfigName": names["endpoint_config"],
             "ProductionVariants": [
                 {
-                    "VariantName": names["variant"],
+                    "VariantName": "AllTraffic",
                     "ModelName": names["model"],
                     "InstanceType": "ml.m5.large",
                     "InitialInstanceCount": 2,
@@ -384,6 +385,7 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
         },
     )
     assert config_handler(doc, FakeContext())["status"] == "created"
+    _not_found(sm, "describe_endpoint", 'Could not find endpoint "guardrail-endpoint".')
     sm.add_client_error(
         "create_endpoint_config",
         "ValidationException",
@@ -394,7 +396,7 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
         {
             "EndpointConfigName": names["endpoint_config"],
             "EndpointConfigArn": cfg_arn,
-            "ProductionVariants": [{"VariantName": names["variant"], "ModelName": names["model"]}],
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": names["model"]}],
             "CreationTime": NOW,
         },
     )
@@ -402,6 +404,7 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
         "name": names["endpoint_config"],
         "arn": cfg_arn,
         "status": "existed",
+        "variant": "AllTraffic",
     }
 
 

@@ -209,7 +209,8 @@ def test_shadow_test_promotes_the_better_model(local_cloud, monkeypatch) -> None
     ]:
         doc[key_] = _run(step, doc)
     assert doc["shadow"]["status"] == "RUNNING"
-    assert doc["shadow"]["production_variant"] == first["upload"]["names"]["variant"]
+    # The production variant kept the first endpoint's name; only the shadow has its own (blue/green rule).
+    assert doc["shadow"]["production_variant"] == first["endpoint_config"]["variant"] == "AllTraffic"
     deadline = time.monotonic() + 60
     while not doc["shadow"]["done"]:
         assert time.monotonic() < deadline, doc["shadow"]
@@ -225,15 +226,15 @@ def test_shadow_test_promotes_the_better_model(local_cloud, monkeypatch) -> None
     assert analysis["shadow"]["invocations"] >= 10 and analysis["shadow"]["errors_5xx"] == 0
     doc["shadow"] = _run("conclude_shadow_test", doc)
     assert doc["shadow"]["actions"] == {
-        doc["upload"]["names"]["variant"]: "Promote",
-        first["upload"]["names"]["variant"]: "Remove",
+        doc["upload"]["names"]["shadow_variant"]: "Promote",
+        "AllTraffic": "Remove",
     }
     sm = boto3.client("sagemaker")
     deadline = time.monotonic() + 30
     while True:
         described = sm.describe_endpoint(EndpointName=ENV["ENDPOINT_NAME"])
         variants = [v["VariantName"] for v in described["ProductionVariants"]]
-        if described["EndpointStatus"] == "InService" and variants == [doc["upload"]["names"]["variant"]]:
+        if described["EndpointStatus"] == "InService" and variants == [doc["upload"]["names"]["shadow_variant"]]:
             break
         assert time.monotonic() < deadline, described
         time.sleep(0.3)

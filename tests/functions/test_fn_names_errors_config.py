@@ -37,7 +37,7 @@ def test_readable_names_kept_and_altered_names_hashed() -> None:
 def test_resource_names_unique_per_version() -> None:
     a = resource_names("ep", "churn", "1", "upload#b/k#1")
     b = resource_names("ep", "churn", "2", "upload#b/k#2")
-    assert a.variant != b.variant and a.endpoint_config != b.endpoint_config and a.model != b.model
+    assert a.shadow_variant != b.shadow_variant and a.endpoint_config != b.endpoint_config and a.model != b.model
     assert a.error_alarm != a.latency_alarm and a.endpoint_config in a.error_alarm
     again = resource_names("ep", "churn", "1", "upload#b/k#other-version")
     assert again.model == a.model and again.experiment != a.experiment

@@ -54,7 +54,7 @@ def upload(version: str = "v2-xgb-runnerup", shadow: bool = False) -> dict[str, 
         "names": {
             "model": base,
             "endpoint_config": base,
-            "variant": version,
+            "shadow_variant": f"{base}-shadow",
             "error_alarm": f"{ENDPOINT}-{version}-5xx-rate",
             "latency_alarm": f"{ENDPOINT}-{version}-latency",
             "experiment": f"{ENDPOINT}-{version}-shadow",

@@ -143,6 +143,7 @@ def _function_environment(values: dict[str, str]) -> dict[str, str]:
         else:  # Sub/GetAtt/If: composed from resources
             env[key] = {
                 "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/guardrail-sagemaker",
+                "SHADOW_EXPERIMENT_ROLE_ARN": "arn:aws:iam::123456789012:role/guardrail-shadow-experiment",
                 "DATA_CAPTURE_URI": "s3://guardrail-models/data-capture/guardrail-endpoint",
                 "GROUND_TRUTH_URI": "s3://guardrail-models/ground-truth",
                 "SERVING_IMAGE": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5",
@@ -220,7 +221,9 @@ def test_no_wildcard_permissions(cfn):
             assert set(actions) <= RESOURCE_STAR_ALLOWED, (lid, actions)
         if "iam:PassRole" in actions:
             assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
-            assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+            # Models get the model role; the inference experiment its own (aws-audit #3).
+            role = "ShadowExperimentRole" if lid.startswith("StartShadowTest") else "SageMakerExecutionRole"
+            assert statement["Resource"] == {"Fn::GetAtt": [role, "Arn"]}, lid
     # Only managed policies SAM adds itself (Lambda basic execution, X-Ray for tracing).
     for lid, resource in cfn["Resources"].items():
         if resource["Type"] == "AWS::IAM::Role":

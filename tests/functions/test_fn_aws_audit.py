@@ -1,0 +1,241 @@
+"""Fixes of reviews/aws-audit.md (issue 9) at the function level; docs/aws.md maps each row to its test.
+
+Row 1: the production variant keeps one name for the life of the endpoint (AWS: "your new endpoint configuration
+must have the same variant name as the old endpoint configuration", deployment-guardrails-exclusions.html);
+only a shadow variant gets a name of its own. Versions are told apart by endpoint config and model name.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from fn_support import ENDPOINT, FakeContext, load_state
+
+from functions import errors
+from functions.adapters import sagemaker
+from functions.config import load_settings, reset_settings
+from functions.models import AlarmsState, EndpointConfigResource, EnsureAlarmsInput, Upload
+from functions.steps.names import resource_names
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CFG_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/"
+
+
+@pytest.fixture
+def sm() -> Stubber:
+    with Stubber(sagemaker.client()) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
+
+
+def _live(config: str, variant: str, status: str = "InService") -> dict:
+    return {
+        "EndpointName": ENDPOINT,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+        "ProductionVariants": [{"VariantName": variant, "CurrentWeight": 1.0}],
+    }
+
+
+def _config_request(name: str, variant: str, model: str) -> dict:
+    return {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {
+                "VariantName": variant,
+                "ModelName": model,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 2,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        "DataCaptureConfig": ANY,
+    }
+
+
+# --- row 1: names --------------------------------------------------------------------------------------------
+def test_names_give_a_unique_variant_name_to_the_shadow_only() -> None:
+    a = resource_names(ENDPOINT, "credit", "v1", "k1")
+    b = resource_names(ENDPOINT, "credit", "v2", "k2")
+    assert "variant" not in a.model_dump()  # no per-version production variant name any more
+    assert a.shadow_variant != b.shadow_variant
+    assert "AllTraffic" not in (a.shadow_variant, b.shadow_variant)
+    assert a.endpoint_config != b.endpoint_config and a.model != b.model
+
+
+# --- row 1: create_endpoint_config ---------------------------------------------------------------------------
+def test_new_config_keeps_the_live_production_variant_name(sm) -> None:
+    from functions.handlers.create_endpoint_config import handler
+
+    doc = load_state("create_endpoint_config")
+    names = doc["upload"]["names"]
+    sm.add_response("describe_endpoint", _live("xgb-best-1-cfg", "Blue"), {"EndpointName": ENDPOINT})
+    sm.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": CFG_ARN + names["endpoint_config"]},
+        _config_request(names["endpoint_config"], "Blue", names["model"]),
+    )
+    out = EndpointConfigResource.model_validate(handler(doc, FakeContext()))
+    assert out.status == "created" and out.variant == "Blue"
+
+
+def test_first_config_uses_alltraffic_or_the_setting(sm, monkeypatch) -> None:
+    from functions.steps.create_endpoint_config import create_endpoint_config
+
+    upload = Upload.model_validate(load_state("create_endpoint_config")["upload"])
+    names = upload.names
+    for setting, expected in ((None, "AllTraffic"), ("Main", "Main")):
+        if setting:
+            monkeypatch.setenv("PRODUCTION_VARIANT_NAME", setting)
+            reset_settings()
+        sm.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT}".')
+        sm.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": CFG_ARN + names.endpoint_config},
+            _config_request(names.endpoint_config, expected, names.model),
+        )
+        assert create_endpoint_config(upload, load_settings()).variant == expected
+
+
+def test_existing_config_with_another_variant_name_is_refused(sm) -> None:
+    from functions.steps.create_endpoint_config import create_endpoint_config
+
+    upload = Upload.model_validate(load_state("create_endpoint_config")["upload"])
+    names = upload.names
+    sm.add_response("describe_endpoint", _live("other-cfg", "AllTraffic"))
+    sm.add_client_error(
+        "create_endpoint_config",
+        "ValidationException",
+        f'Cannot create already existing endpoint configuration "{CFG_ARN}{names.endpoint_config}".',
+    )
+    sm.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": names.endpoint_config,
+            "EndpointConfigArn": CFG_ARN + names.endpoint_config,
+            "ProductionVariants": [{"VariantName": "Blue", "ModelName": names.model}],
+            "CreationTime": NOW,
+        },
+    )
+    with pytest.raises(errors.DeploymentFailed, match="variant 'Blue'.*'AllTraffic'"):
+        create_endpoint_config(upload, load_settings())
+
+
+# --- row 1: blue/green configs and the rollback target share the variant name (moto) -------------------------
+def test_consecutive_configs_share_the_production_variant_name(aws) -> None:
+    from functions.steps.create_endpoint_config import create_endpoint_config
+
+    client = boto3.client("sagemaker")
+    settings = load_settings()
+    uploads = []
+    for version in ("1", "2"):
+        base = Upload.model_validate(load_state("create_endpoint_config")["upload"])
+        names = resource_names(ENDPOINT, "credit", version, f"key-{version}")
+        uploads.append(base.model_copy(update={"names": names, "model_version": version}))
+        client.create_model(
+            ModelName=names.model,
+            ExecutionRoleArn=settings.sagemaker_role_arn,
+            PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/k"},
+        )
+    first = create_endpoint_config(uploads[0], settings)
+    client.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=uploads[0].names.endpoint_config)
+    second = create_endpoint_config(uploads[1], settings)
+    variants = [
+        client.describe_endpoint_config(EndpointConfigName=u.names.endpoint_config)["ProductionVariants"][0][
+            "VariantName"
+        ]
+        for u in uploads
+    ]
+    # The update (v1 -> v2) and a post-deployment rollback (v2 -> v1) both keep one production variant name.
+    assert variants == ["AllTraffic", "AllTraffic"] == [first.variant, second.variant]
+
+
+# --- row 1: alarms tell versions apart by endpoint config, on the live variant name --------------------------
+def test_alarms_use_the_configs_production_variant_name(aws) -> None:
+    from functions.handlers.ensure_alarms import handler
+
+    doc = load_state("ensure_alarms")
+    names = doc["upload"]["names"]
+    doc["endpoint_config"] = {"name": names["endpoint_config"], "arn": None, "status": "created", "variant": "Blue"}
+    state = AlarmsState.model_validate(handler(doc, FakeContext()))
+    alarms = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    for name in state.names[:2]:
+        dims = {d["Name"]: d["Value"] for d in alarms[name]["Dimensions"]}
+        assert dims == {"EndpointName": ENDPOINT, "VariantName": "Blue", "EndpointConfigName": names["endpoint_config"]}
+
+
+def test_alarm_specs_default_to_alltraffic_without_endpoint_config() -> None:
+    from functions.steps.ensure_alarms import alarm_specs
+
+    doc = EnsureAlarmsInput.model_validate(load_state("ensure_alarms"))
+    specs = alarm_specs(doc.upload, load_settings(), variant=None)
+    assert {d["Name"]: d["Value"] for d in specs[0]["Dimensions"]}["VariantName"] == "AllTraffic"
+
+
+# --- rows 2 and 3: start_shadow_test ----------------------------------------------------------------------------
+def _config_of(model: str, variant: str) -> dict:
+    return {
+        "EndpointConfigName": "xgb-best-1-cfg",
+        "EndpointConfigArn": CFG_ARN + "xgb-best-1-cfg",
+        "CreationTime": NOW,
+        "ProductionVariants": [
+            {"VariantName": variant, "ModelName": model, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
+    }
+
+
+def test_shadow_reads_deployment_json_before_the_experiment_exists(sm, monkeypatch) -> None:
+    """aws-audit #2: an S3 failure must come before CreateInferenceExperiment, or the experiment is orphaned."""
+    from functions.adapters import s3
+    from functions.models import StartShadowTestInput
+    from functions.steps.shadow_test import start_shadow_test
+
+    monkeypatch.setenv("SHADOW_METHOD", "msprt")
+    reset_settings()
+    upload = StartShadowTestInput.model_validate(load_state("start_shadow_test")).upload
+    sm.add_response("describe_endpoint", _live("xgb-best-1-cfg", "AllTraffic"))
+    sm.add_response("describe_endpoint_config", _config_of("xgb-best-1", "AllTraffic"))
+    # No create_inference_experiment queued: calling it would be an unexpected call on the Stubber.
+    with Stubber(s3.client()) as s3_stub:
+        s3_stub.add_client_error("get_object", "AccessDenied", "Access Denied", http_status_code=403)
+        with pytest.raises(errors.AwsServiceError, match="AccessDenied"):
+            start_shadow_test(upload, load_settings(), now=NOW)
+        s3_stub.assert_no_pending_responses()
+
+
+def test_shadow_experiment_gets_its_own_role(sm) -> None:
+    """aws-audit #3: RoleArn is the dedicated experiment role, never the model execution role."""
+    from functions.models import StartShadowTestInput
+    from functions.steps.shadow_test import start_shadow_test
+
+    settings = load_settings()
+    assert settings.shadow_experiment_role_arn and settings.shadow_experiment_role_arn != settings.sagemaker_role_arn
+    upload = StartShadowTestInput.model_validate(load_state("start_shadow_test")).upload
+    sm.add_response("describe_endpoint", _live("xgb-best-1-cfg", "AllTraffic"))
+    sm.add_response("describe_endpoint_config", _config_of("xgb-best-1", "AllTraffic"))
+    sm.add_response(
+        "create_inference_experiment",
+        {"InferenceExperimentArn": "arn:exp"},
+        {
+            "Name": ANY,
+            "Type": "ShadowMode",
+            "Schedule": ANY,
+            "Description": ANY,
+            "RoleArn": settings.shadow_experiment_role_arn,
+            "EndpointName": ENDPOINT,
+            "ModelVariants": ANY,
+            "DataStorageConfig": ANY,
+            "ShadowModeConfig": {
+                "SourceModelVariantName": "AllTraffic",
+                "ShadowModelVariants": [{"ShadowModelVariantName": upload.names.shadow_variant, "SamplingPercentage": 100}],
+            },
+        },
+    )
+    state = start_shadow_test(upload, settings, now=NOW)
+    assert state.production_variant == "AllTraffic" and state.shadow_variant == upload.names.shadow_variant
