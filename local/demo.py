@@ -108,8 +108,37 @@ class EndpointView(BaseModel):
     config: str | None = None
     pending_config: str | None = None
     failure_reason: str | None = None
-    weights: dict[str, float] = {}  # variant -> current weight (blue and, while updating, green)
+    # fleet -> current weight (blue and, while updating, green), a fleet named by its model (and config): both
+    # fleets of a blue/green update share one production variant name, so the variant cannot tell them apart.
+    weights: dict[str, float] = {}
     shadow: list[str] = []
+
+
+_MODELS: dict[str, dict[str, str]] = {}  # endpoint config -> {variant: model} (configs are immutable)
+
+
+def models_of(sm: Any, config: str | None) -> dict[str, str]:
+    """{variant name: model name} of an endpoint config (production and shadow variants)."""
+    if not config:
+        return {}
+    if config not in _MODELS:
+        try:
+            described = sm.describe_endpoint_config(EndpointConfigName=config)
+        except ClientError:
+            return {}
+        variants = described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
+        _MODELS[config] = {v["VariantName"]: v["ModelName"] for v in variants}
+    return _MODELS[config]
+
+
+def serving_model(sm: Any, endpoint: str) -> str | None:
+    """The model the endpoint's live config serves (its production variant)."""
+    try:
+        described = sm.describe_endpoint(EndpointName=endpoint)
+    except ClientError:
+        return None
+    variants = described.get("ProductionVariants") or [{}]
+    return models_of(sm, described.get("EndpointConfigName")).get(variants[0].get("VariantName", ""))
 
 
 def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
@@ -117,10 +146,13 @@ def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
         ep = sm.describe_endpoint(EndpointName=endpoint)
     except ClientError:
         return EndpointView()
-    weights = {v["VariantName"]: float(v.get("CurrentWeight", 0.0)) for v in ep.get("ProductionVariants", [])}
+    live = models_of(sm, ep.get("EndpointConfigName"))
+    weights = {live.get(v["VariantName"], v["VariantName"]): float(v.get("CurrentWeight", 0.0))
+               for v in ep.get("ProductionVariants", [])}
     pending = ep.get("PendingDeploymentSummary") or {}
+    green = models_of(sm, pending.get("EndpointConfigName"))
     for v in pending.get("ProductionVariants", []):
-        weights[v["VariantName"]] = float(v.get("CurrentWeight", 0.0))
+        weights[green.get(v["VariantName"], v["VariantName"])] = float(v.get("CurrentWeight", 0.0))
     shadow = [v["VariantName"] for v in ep.get("ShadowProductionVariants", [])]
     shadow += [v["VariantName"] for v in pending.get("ShadowProductionVariants", [])]
     return EndpointView(
@@ -212,7 +244,8 @@ def wait_for(sfn: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, 
 
 class Traffic:
     """Held-out rows sent at a rate by `local.traffic.TrafficReplayer` in the background, counted by the
-    variant that answered (the variant carries the model version) and by error code."""
+    variant that answered and by error code. The variant does NOT tell model versions apart (both fleets of a
+    blue/green update share it): per model, see `fleet_traffic` and `serving_model`."""
 
     def __init__(self, target: Target, data: HeldOut, rps: float = 0.0, count: int | None = None) -> None:
         self.variants: Counter[str] = Counter()
@@ -308,7 +341,7 @@ class ScenarioResult(BaseModel):
     alert_outcome: str | None = None
     endpoint_config_before: str | None = None
     endpoint_config_after: str | None = None
-    serving_after: dict[str, int] = {}  # variant -> answers to probe requests after the execution
+    serving_after: dict[str, int] = {}  # model -> answers to probe requests after the execution
     report: str | None = None
     problems: list[str] = []
 
@@ -327,6 +360,25 @@ def _trigger(target: Target, scenario: Scenario, models_dir: Path) -> tuple[str,
         return event["detail"]["object"]["key"], arn["executionArn"]
     head = scenarios.stage(s3, target.bucket, scenario, models_dir, target.model_prefix)
     return head["key"], None
+
+
+def fleet_traffic(
+    cw: Any, sm: Any, endpoint: str, configs: set[str], since: datetime, until: datetime
+) -> dict[str, int]:
+    """Requests each model answered in the window, from the `Invocations` series SageMaker publishes per fleet
+    (dimensions EndpointName, VariantName, EndpointConfigName): both fleets share the variant name."""
+    out: Counter[str] = Counter()
+    for config in sorted(configs):
+        for variant, model in models_of(sm, config).items():
+            dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant},
+                    {"Name": "EndpointConfigName", "Value": config}]
+            with contextlib.suppress(ClientError):
+                points = cw.get_metric_statistics(
+                    Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=dims, Statistics=["Sum"],
+                    StartTime=since - timedelta(minutes=1), EndTime=until + timedelta(minutes=1), Period=60,
+                )["Datapoints"]
+                out[model] += int(sum(p["Sum"] for p in points))
+    return {model: n for model, n in out.items() if n}
 
 
 def _alarms_fired(cw: Any, names: list[str], since: datetime) -> list[str]:
@@ -365,7 +417,7 @@ def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> li
     if not scenario.endpoint_changes and result.endpoint_config_after != result.endpoint_config_before:
         problems.append(f"endpoint config changed {result.endpoint_config_before} -> {result.endpoint_config_after}")
     if scenario.serves_after:
-        wanted = f"v-{scenarios.MODEL_NAME}-{scenario.serves_after}"
+        wanted = scenarios.model_name(scenario.serves_after)
         if set(result.serving_after) != {wanted}:
             problems.append(f"serving {result.serving_after or 'nothing'} afterwards (expected only {wanted})")
     return problems
@@ -422,7 +474,13 @@ def run_scenario(
     if after.status not in (None, "InService"):
         result.problems.append(f"endpoint {after.status} 30 s after the execution ended")
     if scenario.serves_after:
-        result.serving_after = Traffic(target, data, rps=50, count=probe_requests).run().counts()[0]
+        # After settling one fleet serves: its answers belong to the live config's model.
+        answers = sum(Traffic(target, data, rps=50, count=probe_requests).run().counts()[0].values())
+        model = serving_model(sm, target.endpoint_name)
+        result.serving_after = {model: answers} if model and answers else {}
+    configs = {c for c in (result.endpoint_config_before, result.endpoint_config_after,
+                           (doc.get("deployment") or {}).get("target_config")) if c}
+    result.traffic = fleet_traffic(cw, sm, target.endpoint_name, configs, since, datetime.now(UTC)) or result.traffic
     result.problems += check(result, scenario, doc)
     return result
 

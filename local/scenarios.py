@@ -38,7 +38,7 @@ class Scenario(BaseModel):
     expected: str  # outcome (functions.models.Outcome)
     expected_error: str | None = None  # Step Functions error name behind a FAILED
     alarm: Literal["error", "latency"] | None = None  # the guardrail alarm that must fire
-    serves_after: str | None = None  # version whose variant must serve afterwards (None: no endpoint needed)
+    serves_after: str | None = None  # version whose model must serve afterwards (None: no endpoint needed)
     endpoint_changes: bool = False  # whether the endpoint's config may change
     traffic_rps: float = Field(default=0.0, ge=0)  # requests per second sent while the execution runs
     timeout_seconds: float = 90.0
@@ -51,9 +51,16 @@ class Scenario(BaseModel):
         return f"{model_prefix}{self.prefix}model.tar.gz"
 
     @property
-    def variant(self) -> str:
-        # functions.steps.names.resource_names: the variant carries the model version.
-        return f"v-{MODEL_NAME}-{self.version}"
+    def model_name(self) -> str:
+        return model_name(self.version)
+
+
+def model_name(version: str) -> str:
+    """The SageMaker model of a version (functions.steps.names.resource_names). Versions are told apart by model
+    and endpoint config; the production variant keeps one name for the endpoint's life (blue/green rule)."""
+    from functions.steps.names import sagemaker_name
+
+    return sagemaker_name(f"{MODEL_NAME}-{version}")
 
 
 CANARY = {"strategy": "CANARY", "canary_percent": 25}
