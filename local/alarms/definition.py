@@ -85,6 +85,13 @@ class AlarmDefinition(BaseModel):
         return None
 
     @property
+    def extended(self) -> Any:
+        """The parsed ExtendedStatistic (`local.alarms.semantics.ExtendedStatistic`), or None."""
+        from local.alarms.semantics import parse_extended_statistic
+
+        return parse_extended_statistic(self.extended_statistic) if self.extended_statistic else None
+
+    @property
     def dimension_key(self) -> frozenset[tuple[str, str]]:
         return frozenset((d.name, d.value) for d in self.dimensions)
 
@@ -98,8 +105,8 @@ class AlarmDefinition(BaseModel):
             return "alarm has no Namespace/MetricName/Period"
         if self.threshold is None:
             return "alarm has no Threshold"
-        if self.extended_statistic and self.percentile is None:
-            return f"extended statistic {self.extended_statistic} is not supported (only pNN / pNN.N)"
+        if self.extended_statistic and self.extended is None:
+            return f"extended statistic {self.extended_statistic} is not supported"
         if not self.extended_statistic and self.statistic not in BASIC_STATISTICS:
             return f"statistic {self.statistic!r} is not supported"
         if self.period not in (10, 20, 30) and self.period % 60:

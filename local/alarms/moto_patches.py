@@ -3,8 +3,9 @@
 moto 5.2.5 (checked in `moto/cloudwatch/`): a new alarm starts `OK` (AWS: `INSUFFICIENT_DATA`,
 reason "Unchecked: Initial alarm creation"); PutMetricAlarm on an existing alarm replaces it and
 resets its state (AWS keeps the state and only overwrites the configuration); DescribeAlarmHistory
-is not implemented, and SetAlarmState publishes nothing to the alarm's SNS actions (the evaluator
-publishes, see `notify.py`). `patch_moto()` fixes the first three, idempotently, for the moto
+is not implemented, PutMetricAlarm rejects extended statistics other than pNN, and SetAlarmState
+publishes nothing to the alarm's SNS actions (the evaluator publishes, see `notify.py`). `patch_moto()`
+fixes the first four, idempotently, for the moto
 running in this process (the local cloud's ThreadedMotoServer). Alarm history is kept in AWS's
 format: StateUpdate items with HistoryData {version, oldState, newState}, ConfigurationUpdate on
 create/update, Action items recorded by the evaluator.
@@ -17,6 +18,8 @@ import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
+
+from local.alarms.semantics import parse_extended_statistic
 
 _lock = threading.Lock()
 _patched = False
@@ -75,7 +78,15 @@ def patch_moto() -> None:
         def put_metric_alarm(self: Any, *args: Any, **kwargs: Any) -> Any:
             name = kwargs.get("name", args[0] if args else None)
             previous = self.alarms.get(name)
+            # moto accepts only pNN; PutMetricAlarm also takes tm90, tc90, ts90, wm90, IQM, PR(n:m),
+            # TC/TM/TS/WM(X%:X%) (API reference, ExtendedStatistic)
+            extended = kwargs.get("extended_statistic")
+            other = bool(extended) and not extended.startswith("p") and parse_extended_statistic(extended)
+            if other:
+                kwargs["extended_statistic"] = "p50"  # passes moto's check; replaced below
             alarm = original_put(self, *args, **kwargs)
+            if other:
+                alarm.extended_statistic = extended
             if previous is None:
                 alarm.state_value = "INSUFFICIENT_DATA"
                 alarm.state_reason = "Unchecked: Initial alarm creation"

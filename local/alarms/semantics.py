@@ -198,12 +198,13 @@ def basic_value(samples: PeriodSamples, stat: str) -> float | None:
 
 def period_statistic(samples: PeriodSamples, alarm: AlarmDefinition) -> tuple[float, float] | None:
     """(value, sample count) of one period, or None when it has no usable data (a missing datapoint)."""
-    p = alarm.percentile
-    if p is not None:  # percentiles need raw values (or single-valued statistic sets)
+    extended = alarm.extended
+    if extended is not None:  # percentile-type statistics need raw values (or single-valued statistic sets)
         pairs = percentile_values(samples)
-        if pairs is None:
+        value = extended_value(samples, extended) if pairs is not None else None
+        if value is None:
             return None
-        return weighted_percentile(pairs, p), sum(w for _, w in pairs)
+        return value, sum(w for _, w in pairs)  # type: ignore[union-attr]
     value = basic_value(samples, alarm.statistic or "")
     if value is None:
         return None

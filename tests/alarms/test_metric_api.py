@@ -234,3 +234,23 @@ def test_basic_statistics_in_one_aligned_datapoint(cw, uid):
         (p["SampleCount"], p["Average"], p["Sum"], p["Minimum"], p["Maximum"], p["Unit"]) for p in got
     ] == [(2.0, 2.0, 4.0, 1.0, 3.0, "None")]
     assert got[0]["Timestamp"] == T0
+
+
+def test_alarms_on_trimmed_means_and_percentile_ranks(cw, evaluator, uid):
+    """PutMetricAlarm accepts tm90, TM(X%:X%), PR(n:m) ...; the evaluator computes them like GetMetricData."""
+    metric, d = f"{uid}-ModelLatency", dims(uid)
+    put(cw, metric, d, [(1 + i * 0.05, v) for i, v in enumerate(SKEWED)])
+    alarm(cw, f"{uid}-tm99", metric, d, ExtendedStatistic="tm99", Threshold=4000.0)  # (95*1e3 + 4*1e5) / 99
+    alarm(cw, f"{uid}-tm95", metric, d, ExtendedStatistic="tm95", Threshold=4000.0)  # 1000
+    alarm(
+        cw,
+        f"{uid}-pr",
+        metric,
+        d,
+        ExtendedStatistic="PR(:1000)",
+        Threshold=96.0,
+        ComparisonOperator="LessThanThreshold",
+    )  # 95 % of requests within 1 ms
+    evaluator.evaluate_once(now=T0_EPOCH + 10)
+    assert [state(cw, f"{uid}-{n}") for n in ("tm99", "tm95", "pr")] == ["ALARM", "OK", "ALARM"]
+    assert data(cw, metric, d, T0, at(10), 10, "tm99") == [(T0, (95 * 1000.0 + 4 * 100_000.0) / 99)]
