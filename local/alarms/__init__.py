@@ -2,7 +2,8 @@
 
 `AlarmEvaluator(aws_endpoint_url=..., region=..., interval=1.0).start()` / `.stop()` /
 `.evaluate_once(now)`; `patch_moto()` (called by the evaluator) makes in-process moto start alarms
-in INSUFFICIENT_DATA, keep state across PutMetricAlarm updates and answer DescribeAlarmHistory.
+in INSUFFICIENT_DATA, keep state across PutMetricAlarm updates and answer DescribeAlarmHistory, and
+makes its GetMetricStatistics / GetMetricData / ListMetrics compute as CloudWatch does (`metric_api.py`).
 """
 
 from local.alarms.definition import AlarmDefinition

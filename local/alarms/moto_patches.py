@@ -5,8 +5,9 @@ reason "Unchecked: Initial alarm creation"); PutMetricAlarm on an existing alarm
 resets its state (AWS keeps the state and only overwrites the configuration); DescribeAlarmHistory
 is not implemented, PutMetricAlarm rejects extended statistics other than pNN, and SetAlarmState
 publishes nothing to the alarm's SNS actions (the evaluator publishes, see `notify.py`). `patch_moto()`
-fixes the first four, idempotently, for the moto
-running in this process (the local cloud's ThreadedMotoServer). Alarm history is kept in AWS's
+fixes the first four, idempotently, for the moto running in this process (the local cloud's
+ThreadedMotoServer), and makes GetMetricStatistics, GetMetricData and ListMetrics compute as AWS does
+(`metric_api.py`: exact dimension sets, aligned periods, extended statistics). Alarm history is kept in AWS's
 format: StateUpdate items with HistoryData {version, oldState, newState}, ConfigurationUpdate on
 create/update, Action items recorded by the evaluator.
 """
