@@ -239,3 +239,49 @@ def test_shadow_experiment_gets_its_own_role(sm) -> None:
     )
     state = start_shadow_test(upload, settings, now=NOW)
     assert state.production_variant == "AllTraffic" and state.shadow_variant == upload.names.shadow_variant
+
+
+# --- row 6: the lock outlives the longest execution -------------------------------------------------------------
+@pytest.mark.parametrize("shadow_seconds", [None, 3600, 86400])
+def test_lock_lasts_as_long_as_the_execution_can(monkeypatch, shadow_seconds) -> None:
+    """aws-audit #6: with prod timings (150 polls x 60 s, 1,800 s watch, a day-long shadow test) a 1 h lock let a
+    second upload take the endpoint mid-deployment. The lock's TTL is derived from the same settings the state
+    machine runs with, per upload (its strategy and shadow duration)."""
+    from functions.steps.deploy import build_deployment_config
+    from functions.steps.lock import lock_ttl_seconds
+
+    for key, value in {"POLL_INTERVAL_SECONDS": "60", "MAX_POLL_ATTEMPTS": "150",
+                       "POST_DEPLOYMENT_WATCH_SECONDS": "1800", "WAIT_INTERVAL_SECONDS": "600",
+                       "TERMINATION_WAIT_SECONDS": "600", "MAX_EXECUTION_TIMEOUT_SECONDS": "7200"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    settings = load_settings()
+    upload = Upload.model_validate(load_state("acquire_lock")["upload"])
+    if shadow_seconds:
+        upload = upload.model_copy(
+            update={"shadow": upload.shadow.model_copy(update={"enabled": True, "duration_seconds": shadow_seconds})}
+        )
+    ttl = lock_ttl_seconds(upload, settings)
+    timeout = build_deployment_config(
+        upload.strategy, canary_percent=upload.canary_percent, linear_step_percent=upload.linear_step_percent,
+        wait_interval_seconds=600, termination_wait_seconds=600, max_execution_timeout_seconds=7200,
+        alarm_names=["a"],
+    )["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"]  # fmt: skip
+    deployment = max(150 * 60, timeout) + 1800  # polls (or SageMaker's own timeout), then the watch
+    assert ttl >= deployment + (2 * shadow_seconds if shadow_seconds else 0)
+    assert ttl <= 40 * 24 * 3600  # bounded: a crashed execution does not hold the endpoint forever
+
+
+def test_acquired_lock_expires_after_the_derived_ttl(aws) -> None:
+    from functions.steps.lock import acquire_lock, lock_ttl_seconds
+
+    boto3.client("dynamodb").create_table(
+        TableName="guardrail-locks",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    settings = load_settings()
+    upload = Upload.model_validate(load_state("acquire_lock")["upload"])
+    state = acquire_lock(upload, "exec-a", settings, now=1000)
+    assert state.expires_at == 1000 + lock_ttl_seconds(upload, settings) > 1000 + 3600

@@ -9,7 +9,7 @@ from fn_support import FakeContext, load_state
 from functions import errors
 from functions.config import load_settings
 from functions.models import AcquireLockInput, LockState, ReleaseLockInput
-from functions.steps.lock import acquire_lock, release_lock
+from functions.steps.lock import acquire_lock, lock_ttl_seconds, release_lock
 
 TABLE = "guardrail-locks"
 
@@ -35,7 +35,7 @@ def _upload(version: str = "v1"):
 def test_acquire_then_duplicate_then_release(table) -> None:
     settings = load_settings()
     first = acquire_lock(_upload(), "exec-a", settings, now=1000)
-    assert first.acquired and not first.duplicate and first.expires_at == 1000 + settings.lock_ttl_seconds
+    assert first.acquired and not first.duplicate and first.expires_at == 1000 + lock_ttl_seconds(_upload(), settings)
     # A retried invocation of the same execution gets the same answer.
     assert acquire_lock(_upload(), "exec-a", settings, now=1001).acquired
     released = release_lock(ReleaseLockInput(lock=first), "exec-a", settings)
@@ -59,7 +59,7 @@ def test_locked_by_another_execution(table) -> None:
     # Another execution cannot release a lock it does not hold.
     upload_doc = {"upload": load_state("acquire_lock")["upload"]}
     assert not release_lock(ReleaseLockInput.model_validate(upload_doc), "exec-b", settings).released
-    assert acquire_lock(_upload("v2"), "exec-b", settings, now=1000 + settings.lock_ttl_seconds + 1).acquired
+    assert acquire_lock(_upload("v2"), "exec-b", settings, now=1000 + lock_ttl_seconds(_upload("v1"), settings) + 1).acquired
 
 
 def test_handlers_use_execution_name(table) -> None:
