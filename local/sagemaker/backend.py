@@ -22,7 +22,7 @@ from local.sagemaker.capture import CaptureWriter
 from local.sagemaker.container import ArtifactError, ServedModel, unpack
 from local.sagemaker.errors import ResourceLimitExceeded, UnknownOperationException, ValidationException
 from local.sagemaker.fleet import Fleet, Variant
-from local.sagemaker.metrics import MetricsPublisher
+from local.sagemaker.metrics import PUBLISH_FREQUENCIES, MetricsPublisher, publish_period
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,8 @@ class Backend:
             instance_count=int(spec.get("InitialInstanceCount", 1)),
             instance_type=spec.get("InstanceType", "ml.m5.large"),
             image=container.get("Image", ""), served=served, started=now(),
+            metrics_period=publish_period((self.configs[config_name].spec if config_name in self.configs else {})
+                                          .get("MetricsConfig")),
         )
 
     def build_fleet(self, config_name: str) -> Fleet:
@@ -314,6 +316,11 @@ class Backend:
         if p.get("ShadowProductionVariants") and (len(p["ProductionVariants"]) != 1 or len(p["ShadowProductionVariants"]) != 1):
             raise ValidationException("With ShadowProductionVariants you can only specify one production variant "
                                       "and one shadow variant.")
+        frequency = (p.get("MetricsConfig") or {}).get("MetricPublishFrequencyInSeconds")
+        if frequency is not None and frequency not in PUBLISH_FREQUENCIES:  # API_MetricsConfig: valid values
+            raise ValidationException(
+                f"Value '{frequency}' at 'metricsConfig.metricPublishFrequencyInSeconds' failed to satisfy "
+                f"constraint: Member must satisfy enum value set: {list(PUBLISH_FREQUENCIES)}")
         for v in variants:
             if "ModelName" not in v:
                 raise ValidationException(f"ModelName is required for variant {v['VariantName']}.")

@@ -290,8 +290,9 @@ class ExperimentOps:
                     "ShadowProductionVariants": [shadow_spec]}
             fleet = Fleet(name, [v.moved_to(name) for v in ep.blue.variants], shadow.moved_to(name),
                           exp.sampling, ep.blue.capture)
-        if old_spec.get("DataCaptureConfig"):
-            spec["DataCaptureConfig"] = copy.deepcopy(old_spec["DataCaptureConfig"])
+        for carried in ("DataCaptureConfig", "MetricsConfig"):
+            if old_spec.get(carried):
+                spec[carried] = copy.deepcopy(old_spec[carried])
         with self.b.lock:
             self.b.configs[name] = Resource(name, self.b.arn("endpoint-config", name), now(), spec)
         ep.finish_update(fleet)

@@ -21,6 +21,7 @@ class Variant:
     image: str
     served: ServedModel
     started: datetime
+    metrics_period: int = 60  # seconds between invocation-metric publications (the config's MetricsConfig)
 
     def moved_to(self, config_name: str, name: str | None = None) -> Variant:
         return replace(self, config_name=config_name, name=name or self.name)

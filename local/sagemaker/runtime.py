@@ -60,7 +60,7 @@ class Runtime:
         status, out, out_type, model_us, error = self._run(variant, body, content_type, accept)
         self.backend.metrics.record(
             endpoint, variant.name, variant.config_name, status, model_us,
-            max(0.0, (time.perf_counter() - received) * 1e6 - (model_us or 0.0)),
+            max(0.0, (time.perf_counter() - received) * 1e6 - (model_us or 0.0)), variant.metrics_period,
         )
         self._capture(ep, fleet.capture if fleet else None, variant, body, content_type, out, out_type,
                       inference_id)
@@ -114,7 +114,8 @@ class Runtime:
         t0 = time.perf_counter()
         status, out, out_type, model_us, _ = self._run(shadow, body, content_type, accept)
         overhead = max(0.0, (time.perf_counter() - t0) * 1e6 - (model_us or 0.0))
-        self.backend.metrics.record(ep.name, shadow.name, shadow.config_name, status, model_us, overhead)
+        self.backend.metrics.record(ep.name, shadow.name, shadow.config_name, status, model_us, overhead,
+                                    shadow.metrics_period)
         if dest:
             self.backend.capture.add(dest, ep.name, shadow.name,
                                      capture_record(body, content_type, out, out_type, inference_id))

@@ -201,3 +201,59 @@ def test_experiment_limits(unchecked, names, live, case):
         shadow[0]["SamplingPercentage"] = 101
     code, _ = error_of(unchecked.create_inference_experiment, **req)
     assert code == "ValidationException", case
+
+
+# --- invocation metrics: every 60 s unless enhanced metrics set MetricPublishFrequencyInSeconds (API_MetricsConfig) ---
+
+
+def test_metrics_are_published_per_period_with_the_period_start_as_timestamp(sm, smr, cloudwatch, names, monkeypatch):
+    import time as real_time
+    from datetime import UTC, datetime
+
+    from local.sagemaker import metrics
+
+    create_model(sm, names("m"), "v1")
+    configs = {"default": None,
+               "enhanced-10": {"EnableEnhancedMetrics": True, "MetricPublishFrequencyInSeconds": 10},
+               "plain-10": {"MetricPublishFrequencyInSeconds": 10}}  # without enhanced metrics: still 60 s
+    for key, mc in configs.items():
+        sm.create_endpoint_config(EndpointConfigName=names(key), ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": names("m"), "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1}], **({"MetricsConfig": mc} if mc else {}))
+        sm.create_endpoint(EndpointName=names(key), EndpointConfigName=names(key))
+    for key in configs:
+        assert wait_status(sm, names(key))["EndpointStatus"] == "InService"
+
+    base = int(real_time.time()) // 60 * 60  # a minute start (a multiple of 10 too)
+    now = [base + 3.0]
+    monkeypatch.setattr(metrics, "clock", lambda: now[0])
+    for key in configs:
+        for i in range(3):
+            smr.invoke_endpoint(EndpointName=names(key), ContentType="text/csv", Body=",".join([str(i)] * 6))
+
+    def points(key):
+        return cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker", MetricName="Invocations", Period=1, Statistics=["Sum"],
+            StartTime=datetime.fromtimestamp(base - 120, UTC), EndTime=datetime.fromtimestamp(base + 120, UTC),
+            Dimensions=[{"Name": "EndpointName", "Value": names(key)}, {"Name": "VariantName", "Value": "AllTraffic"},
+                        {"Name": "EndpointConfigName", "Value": names(key)}])["Datapoints"]
+
+    real_time.sleep(1.5)  # several flushes: nothing is due yet
+    assert all(points(key) == [] for key in configs)
+    now[0] = base + 10.5  # the 10-s period is over, the 60-s ones are not
+    real_time.sleep(1.5)
+    enhanced = points("enhanced-10")
+    assert [(p["Timestamp"].timestamp(), p["Sum"]) for p in enhanced] == [(base, 3.0)]
+    assert points("default") == [] and points("plain-10") == []
+    now[0] = base + 60.5
+    real_time.sleep(1.5)
+    for key in ("default", "plain-10"):
+        assert [(p["Timestamp"].timestamp(), p["Sum"]) for p in points(key)] == [(base, 3.0)], key
+
+
+def test_metric_publish_frequency_must_be_a_valid_value(sm, names):
+    create_model(sm, names("m"), "v1")
+    code, _ = error_of(sm.create_endpoint_config, EndpointConfigName=names("c"), ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": names("m"), "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1}], MetricsConfig={"EnableEnhancedMetrics": True, "MetricPublishFrequencyInSeconds": 15})
+    assert code == "ValidationException"

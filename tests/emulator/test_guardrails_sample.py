@@ -10,7 +10,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import IMAGE, ROLE, eventually, metric_stats, model_url, row, wait_status
+from emulator_helpers import FAST_METRICS, IMAGE, ROLE, eventually, metric_stats, model_url, row, wait_status
 
 DEPLOYMENTS = {
     "canary": {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 3},
@@ -62,7 +62,8 @@ def test_guardrails_sample_rollback_then_success(sm, smr, cloudwatch, names, kin
     for cfg, model in zip(configs, [model_name, model_name2, model_name3], strict=True):
         sm.create_endpoint_config(EndpointConfigName=cfg, ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.xlarge",
-            "InitialInstanceCount": 3}])
+            "InitialInstanceCount": 3}],
+            MetricsConfig=FAST_METRICS)  # not in the notebook: 10-s metrics so the test need not wait a minute
     endpoint_name = f"DEMO-Deployment-Guardrails-{kind}-{ts}"
     sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=configs[0])
     assert sm.describe_endpoint(EndpointName=endpoint_name)["EndpointStatus"] == "Creating"

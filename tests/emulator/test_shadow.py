@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import (
     BUCKET,
+    FAST_METRICS,
     ROLE,
     create_config,
     create_model,
@@ -205,7 +206,8 @@ def test_shadow_production_variants_in_an_endpoint_config(sm, smr, cloudwatch, n
         ProductionVariants=[{"VariantName": "production", "ModelName": names("p"), "InstanceType": "ml.m5.xlarge",
                              "InitialInstanceCount": 2, "InitialVariantWeight": 1}],
         ShadowProductionVariants=[{"VariantName": "shadow", "ModelName": names("s"), "InstanceType": "ml.m5.xlarge",
-                                   "InitialInstanceCount": 1, "InitialVariantWeight": 0.5}])
+                                   "InitialInstanceCount": 1, "InitialVariantWeight": 0.5}],
+        MetricsConfig=FAST_METRICS)
     sm.create_endpoint(EndpointName=names("ep"), EndpointConfigName=names("cfg"))
     ep = wait_status(sm, names("ep"))
     assert ep["ShadowProductionVariants"][0]["VariantName"] == "shadow"

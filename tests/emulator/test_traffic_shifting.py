@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from emulator_helpers import create_model, eventually, metric_stats, row, served_by, wait_status
+from emulator_helpers import FAST_METRICS, create_model, eventually, metric_stats, row, served_by, wait_status
 
 from local.sagemaker import deployment
 
@@ -15,7 +15,7 @@ from local.sagemaker import deployment
 def config(sm, name, variants):
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
         "VariantName": v, "ModelName": m, "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": n,
-        "InitialVariantWeight": w} for v, m, n, w in variants])
+        "InitialVariantWeight": w} for v, m, n, w in variants], MetricsConfig=FAST_METRICS)
 
 
 def policy(routing, termination=0):
