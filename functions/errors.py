@@ -47,11 +47,12 @@ class EndpointLocked(GuardrailError):
 
 
 class ModelRejected(GuardrailError):
-    """The quality gate said no; `reasons` lists every failed check."""
+    """The quality gate (or pre-flight) said no; `reasons` lists every failed check."""
 
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("Model rejected by the quality gate: " + "; ".join(reasons))
+    def __init__(self, reasons: list[str], stage: str = "the quality gate") -> None:
+        super().__init__(f"Model rejected by {stage}: " + "; ".join(reasons))
         self.reasons = reasons
+        self.stage = stage
 
 
 class EndpointNotReady(GuardrailError):

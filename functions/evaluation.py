@@ -156,6 +156,25 @@ class TrainingInfo(_Model):
     seconds: float | None = None
 
 
+class GoldenSample(_Model):
+    """A few rows exactly as the endpoint receives them (text/csv, no label) and the scores training's xgboost
+    gave them: pre-flight scores them again with the uploaded artifact, loaded as the container loads it."""
+
+    content_type: Literal["text/csv"] = "text/csv"
+    split: str = "test"  # where the rows come from
+    rows: list[str] = Field(min_length=1, max_length=1000)  # one CSV line each, the endpoint's column order
+    predictions: list[float]  # one per row, what the model answered at training (xgboost `xgboost_version`)
+    num_features: int = Field(ge=1)  # booster.num_features() of the model packaged (the container reads no names)
+
+    @model_validator(mode="after")
+    def _one_prediction_per_row(self) -> GoldenSample:
+        if len(self.predictions) != len(self.rows):
+            raise ValueError("golden: one prediction per row")
+        if any("\n" in row or "\r" in row for row in self.rows):
+            raise ValueError("golden: a row is one CSV line")
+        return self
+
+
 class ModelEvaluation(_Model):
     """The whole evaluation.json."""
 
@@ -182,6 +201,7 @@ class ModelEvaluation(_Model):
     training: TrainingInfo
     scenario: str | None = None  # which demo scenario this artifact was built for
     notes: list[str] = []
+    golden: GoldenSample | None = None  # pre-flight's golden sample (older reports have none)
 
     @model_validator(mode="after")
     def _features_unique(self) -> ModelEvaluation:

@@ -159,6 +159,8 @@ class DeploymentRequest(BaseModel):
     linear_step_percent: int | None = Field(default=None, ge=10, le=50)
     shadow: ShadowRequest | None = None
     guardrails: GuardrailOverrides | None = None
+    # false: skip pre-flight (the demo's alarm-driven rollback of a model the container cannot load)
+    preflight: bool | None = None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -205,6 +207,7 @@ class Upload(BaseModel):
     shadow: ShadowSettings
     names: ResourceNames
     idempotency_key: str  # upload#<bucket>/<key>#<version-id or etag>
+    preflight: bool = True  # deployment.json "preflight" (false skips the pre-flight load and golden sample)
 
 
 class ParseUploadInput(S3ObjectCreatedEvent):
@@ -273,6 +276,38 @@ class GateResult(_Out):
 
 
 class QualityGateInput(UploadInput):
+    pass
+
+
+class PreFlightModel(_Out):
+    """One model file the container would load (functions.steps.preflight_container)."""
+
+    file: str
+    format: Literal["pkl_format", "xgb_format"]
+    num_features: int
+    feature_names: list[str] | None = None
+
+
+class PreFlightResult(_Out):
+    """preflight: the artifact loaded and scored as the serving container would (or SKIPPED by deployment.json)."""
+
+    status: Literal["PASSED", "SKIPPED", "REJECTED"]
+    artifact: str
+    version_id: str | None = None
+    size: int | None = None  # bytes of model.tar.gz
+    files: list[str] = []  # top-level entries of the extracted archive
+    models: list[PreFlightModel] = []
+    candidate_features: int | None = None
+    production_model: str | None = None
+    production_features: int | None = None
+    golden_rows: int = 0
+    max_relative_difference: float | None = None
+    seconds: float | None = None
+    reasons: list[str] = []
+    notes: list[str] = []
+
+
+class PreFlightInput(UploadInput):
     pass
 
 

@@ -34,6 +34,7 @@ from functions.evaluation import (
     CategoricalBaseline,
     DatasetInfo,
     FacetBias,
+    GoldenSample,
     GroupRate,
     Metrics,
     ModelEvaluation,
@@ -162,7 +163,7 @@ def dataset_info(prepared: Prepared) -> DatasetInfo:
 def evaluate(*, model_name: str, prepared: Prepared, validation_scores: np.ndarray, test_scores: np.ndarray,
              hyperparameters: dict[str, Any], training: TrainingInfo, region: str = "us-east-1",
              algorithm: str = "xgboost", scenario: str | None = None,
-             notes: list[str] | None = None) -> ModelEvaluation:
+             notes: list[str] | None = None, golden: GoldenSample | None = None) -> ModelEvaluation:
     """The evaluation of one model from its scores on the validation and test splits."""
     val, test = prepared["validation"], prepared["test"]
     threshold = choose_threshold(val.y, validation_scores)
@@ -189,4 +190,5 @@ def evaluate(*, model_name: str, prepared: Prepared, validation_scores: np.ndarr
         training=training,
         scenario=scenario,
         notes=notes or [],
+        golden=golden,
     )

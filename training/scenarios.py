@@ -31,10 +31,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import KBinsDiscretizer
 
-from functions.evaluation import ModelEvaluation, TrainingInfo
+from functions.evaluation import GoldenSample, ModelEvaluation, TrainingInfo
 from training.artifacts import inputs_hash, is_current, read_evaluation, write_model_dir
 from training.data import Dataset, load_bank, load_csv, subsample, synthetic_promotion
 from training.evaluate import evaluate
+from training.golden import golden_sample
 from training.package import booster_bytes, tarball
 from training.prepare import Prepared, prepare
 from training.tune import TunedModel, train_booster, tune
@@ -84,11 +85,17 @@ def _scores(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     return booster.predict(xgb.DMatrix(X))
 
 
+def _golden(prepared: Prepared, booster: xgb.Booster) -> GoldenSample:
+    """Pre-flight's golden sample: test rows as CSV lines and this booster's scores on exactly those lines."""
+    return golden_sample(prepared["test"], lambda X: booster.predict(xgb.DMatrix(X), validate_features=False),
+                         num_features=booster.num_features())
+
+
 def _xgb_evaluation(name: str, prepared: Prepared, booster: xgb.Booster, hp: dict[str, Any],
                     training: TrainingInfo, options: BuildOptions, notes: list[str] | None = None) -> ModelEvaluation:
     return evaluate(model_name=name, prepared=prepared, validation_scores=_scores(booster, prepared["validation"].X),
                     test_scores=_scores(booster, prepared["test"].X), hyperparameters=hp, training=training,
-                    region=options.region, scenario=name, notes=notes)
+                    region=options.region, scenario=name, notes=notes, golden=_golden(prepared, booster))
 
 
 def _tuned_training(model: TunedModel) -> TrainingInfo:
@@ -252,6 +259,7 @@ class Builder:
                       validation_scores=scores(prepared["validation"].X), test_scores=scores(prepared["test"].X),
                       hyperparameters={"predictor_type": "binary_classifier", "C": 1.0, "numeric_bins": 10}, training=training,
                       region=self.options.region, algorithm="linear-learner", scenario="incompatible",
+                      golden=golden_sample(prepared["test"], scores, num_features=len(prepared.features)),
                       notes=["Incompatible with the XGBoost container: the artifact holds a linear model "
                              "(linear-learner-style model_algo-1 zip); pickle.load and xgb.Booster.load_model both "
                              "reject it, so the container answers 500 'Unable to load model'.",

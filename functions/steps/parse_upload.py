@@ -121,4 +121,5 @@ def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:
         ),
         names=names,
         idempotency_key=idempotency_key,
+        preflight=request.preflight is not False,
     )
