@@ -102,6 +102,15 @@ def create_endpoint(name: str, config_name: str) -> str:
         return client().create_endpoint(EndpointName=name, EndpointConfigName=config_name)["EndpointArn"]
 
 
+def delete_endpoint(name: str) -> None:
+    """DeleteEndpoint (the only way out of a Failed endpoint); an endpoint already gone counts as done."""
+    try:
+        with aws_errors("delete_endpoint"):
+            client().delete_endpoint(EndpointName=name)
+    except ResourceNotFound:
+        return
+
+
 def update_endpoint(name: str, config_name: str, deployment_config: dict[str, Any] | None) -> str:
     """UpdateEndpoint; EndpointNotReady when another update is still in progress (the state machine retries)."""
     request: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config_name}

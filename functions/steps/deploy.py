@@ -87,6 +87,14 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         )
     if status in BUSY:
         raise EndpointNotReady(f"endpoint {endpoint} is {status}; cannot update it now")
+    if status == "Failed":
+        # A Failed endpoint (e.g. its first CreateEndpoint failed) serves nothing and can only be deleted
+        # (aws-audit #16): delete it and let the state machine retry; the retry creates it anew.
+        sagemaker.delete_endpoint(endpoint)
+        raise EndpointNotReady(
+            f"endpoint {endpoint} was Failed ({described.get('FailureReason', 'no reason given')}): deleted, "
+            "it will be created again"
+        )
     if status != "InService":
         raise DeploymentFailed(
             f"endpoint {endpoint} is {status}: {described.get('FailureReason', 'no reason given')}"

@@ -285,3 +285,30 @@ def test_acquired_lock_expires_after_the_derived_ttl(aws) -> None:
     upload = Upload.model_validate(load_state("acquire_lock")["upload"])
     state = acquire_lock(upload, "exec-a", settings, now=1000)
     assert state.expires_at == 1000 + lock_ttl_seconds(upload, settings) > 1000 + 3600
+
+
+# --- row 16: a Failed endpoint is deleted, then re-created --------------------------------------------------------
+def test_failed_endpoint_is_deleted_then_recreated(sm) -> None:
+    """aws-audit #16: a Failed endpoint can only be deleted; deploy deletes it and asks the state machine to retry
+    (EndpointNotReady, retried), and the retry creates the endpoint anew."""
+    from functions.models import AlarmsState, DeployInput, DeploymentMode
+    from functions.steps.deploy import deploy
+
+    doc = DeployInput.model_validate(load_state("deploy"))
+    target = doc.upload.names.endpoint_config
+    failed = _live("xgb-best-1-cfg", "AllTraffic", status="Failed") | {"FailureReason": "image not found"}
+    sm.add_response("describe_endpoint", failed, {"EndpointName": ENDPOINT})
+    sm.add_response("delete_endpoint", {}, {"EndpointName": ENDPOINT})
+    with pytest.raises(errors.EndpointNotReady, match="Failed.*deleted"):
+        deploy(doc.upload, doc.alarms or AlarmsState(error_alarm="a", latency_alarm="b", names=["a", "b"]), load_settings())
+    sm.add_response("describe_endpoint", _live("xgb-best-1-cfg", "AllTraffic", status="Deleting"))
+    with pytest.raises(errors.EndpointNotReady, match="Deleting"):
+        deploy(doc.upload, doc.alarms, load_settings())
+    sm.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT}".')
+    sm.add_response(
+        "create_endpoint",
+        {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": target},
+    )
+    state = deploy(doc.upload, doc.alarms, load_settings())
+    assert state.mode is DeploymentMode.CREATE and state.target_config == target

@@ -235,8 +235,9 @@ def test_deploy_waits_for_a_busy_endpoint_and_follows_its_own_update(sm) -> None
     sm.add_response("describe_endpoint", _described("Updating", "old-cfg", pending=target))
     out = handler(doc, FakeContext())  # a retried invocation: no second UpdateEndpoint
     assert out["status"] == "IN_PROGRESS" and out["previous_config"] == "old-cfg"
-    sm.add_response("describe_endpoint", _described("Failed", "old-cfg", "boom"))
-    with pytest.raises(errors.DeploymentFailed, match="is Failed: boom"):
+    # (A Failed endpoint is deleted and re-created: test_fn_aws_audit.py, aws-audit #16.)
+    sm.add_response("describe_endpoint", _described("OutOfService", "old-cfg", "boom"))
+    with pytest.raises(errors.DeploymentFailed, match="is OutOfService: boom"):
         handler(doc, FakeContext())
 
 

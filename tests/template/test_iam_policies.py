@@ -194,3 +194,19 @@ def test_topic_key_grants_cloudwatch_nothing_unconditioned(cfn):
     for statement in policy:
         if "cloudwatch.amazonaws.com" in json.dumps(statement.get("Principal", {})):
             assert "aws:SourceAccount" in json.dumps(statement.get("Condition", {})), statement
+
+
+def test_only_deploy_may_delete_and_only_this_endpoint(cfn):
+    """aws-audit #16: DeleteEndpoint exists for a Failed endpoint, on `endpoint/${EndpointName}` only."""
+    holders = {
+        lid: statement
+        for lid, r in cfn["Resources"].items()
+        if r["Type"] == "AWS::IAM::Role"
+        for statement in _grants(cfn, lid, "sagemaker:DeleteEndpoint")
+    }
+    assert set(holders) == {_role_of(cfn, "DeployFunction")}, set(holders)
+    (statement,) = holders.values()
+    assert _as_list(statement["Action"]) == ["sagemaker:DeleteEndpoint"]
+    assert [json.dumps(r) for r in _as_list(statement["Resource"])] == [
+        json.dumps({"Fn::Sub": f"{ACCOUNT_ARN}:endpoint/${{EndpointName}}"})
+    ]
