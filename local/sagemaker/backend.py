@@ -16,8 +16,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from local.sagemaker import deployment
+from local.sagemaker import iam as sm_iam
 from local.sagemaker.capture import CaptureWriter
 from local.sagemaker.container import ArtifactError, ServedModel, unpack
 from local.sagemaker.errors import ResourceLimitExceeded, UnknownOperationException, ValidationException
@@ -28,6 +30,14 @@ log = logging.getLogger(__name__)
 
 ACCOUNT = "123456789012"
 MAX_ENDPOINTS = 100  # account limit the emulator enforces (ResourceLimitExceeded beyond it)
+# An artifact the execution role may not read. AWS documents no text; this is the message field reports quote
+# from SageMaker (CreateModel / CreateEndpoint): "Could not access model data at s3://... Please ensure that the
+# role ... exists and that its trust relationship policy allows the action "sts:AssumeRole" for the service
+# principal "sagemaker.amazonaws.com". Also ensure that the role has "s3:GetObject" permissions ...".
+ACCESS_REASON = ('Could not access model data at {url}. Please ensure that the role "{role}" exists and that its '
+                 'trust relationship policy allows the action "sts:AssumeRole" for the service principal '
+                 '"sagemaker.amazonaws.com". Also ensure that the role has "s3:GetObject" permissions and that the '
+                 'object is located in {region}.')
 
 
 def now() -> datetime:
@@ -147,7 +157,8 @@ class Backend:
         self.s3 = session.client("s3", endpoint_url=aws_endpoint_url, config=cfg, **creds)
         self.cloudwatch = session.client("cloudwatch", endpoint_url=aws_endpoint_url, config=cfg, **creds)
         self.metrics = MetricsPublisher(self.cloudwatch, flush_interval)
-        self.capture = CaptureWriter(self.s3, flush_interval)
+        self.roles = sm_iam.RoleSessions(aws_endpoint_url, region)
+        self.capture = CaptureWriter(self.s3, flush_interval, client_for=self.s3_for)
         self.models: dict[str, Resource] = {}
         self.configs: dict[str, Resource] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -224,18 +235,51 @@ class Backend:
             raise ValidationException(f'Could not find endpoint "{self.arn("endpoint", name)}".')
         return self.endpoints[name]
 
-    def alarms_in_alarm(self, names: list[str]) -> list[str]:
+    def s3_for(self, role_arn: str | None) -> Any:
+        """S3 as SageMaker uses it: with the role's credentials when IAM is enforced (raises sm_iam.Denied)."""
+        if role_arn and sm_iam.active():
+            return self.roles.client(role_arn, "s3")[0]
+        return self.s3
+
+    def describe_alarms(self, names: list[str], role_arn: str | None) -> list[dict[str, Any]]:
+        """DescribeAlarms with the endpoint's execution role (AWS: "Ensure that your IAM execution role has
+        permission to perform the cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify.").
+        Raises sm_iam.Denied when the role may not."""
+        client = self.cloudwatch
+        if role_arn and sm_iam.active():
+            client = self.roles.client(role_arn, "cloudwatch")[0]
+        try:
+            return client.describe_alarms(AlarmNames=names)["MetricAlarms"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException"):
+                raise sm_iam.Denied(exc.response["Error"].get("Message", str(exc))) from None
+            raise
+
+    def alarms_in_alarm(self, names: list[str], role_arn: str | None = None) -> list[str]:
+        """Alarms in ALARM; raises sm_iam.Denied when the role cannot read them (the deployment rolls back)."""
         if not names:
             return []
         try:
-            alarms = self.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+            alarms = self.describe_alarms(names, role_arn)
+        except sm_iam.Denied:
+            raise
         except Exception:  # a transient moto hiccup must not roll back a deployment
             log.exception("describe_alarms failed")
             return []
         return [a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM"]
 
-    def build_variant(self, spec: dict[str, Any], config_name: str) -> Variant:
-        """Provision one variant: fetch and unpack model.tar.gz, load it as the container does."""
+    def execution_role(self, config_name: str) -> str | None:
+        """The execution role SageMaker uses for an endpoint config (its first production variant's model's)."""
+        config = self.configs.get(config_name)
+        for v in (config.spec.get("ProductionVariants", []) if config else []):
+            model = self.models.get(v.get("ModelName", ""))
+            if model is not None and model.spec.get("ExecutionRoleArn"):
+                return str(model.spec["ExecutionRoleArn"])
+        return None
+
+    def build_variant(self, spec: dict[str, Any], config_name: str, role_arn: str | None = None) -> Variant:
+        """Provision one variant: fetch and unpack model.tar.gz (with the model's ExecutionRoleArn, or `role_arn`),
+        load it as the container does."""
         model = self.models.get(spec["ModelName"])
         if model is None:
             raise ArtifactError(f'Could not find model "{self.arn("model", spec["ModelName"])}".')
@@ -244,8 +288,15 @@ class Backend:
         if not url or not url.startswith("s3://"):
             raise ArtifactError(f"Model {spec['ModelName']} has no S3 ModelDataUrl; the emulator serves model.tar.gz only.")
         bucket, _, key = url[5:].partition("/")
+        role = role_arn or model.spec.get("ExecutionRoleArn")
         try:
-            data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            data = self.s3_for(role).get_object(Bucket=bucket, Key=key)["Body"].read()
+        except sm_iam.Denied as exc:
+            raise ArtifactError(ACCESS_REASON.format(url=url, role=role, region=self.region) + f" ({exc})") from None
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("AccessDenied", "403"):
+                raise ArtifactError(ACCESS_REASON.format(url=url, role=role, region=self.region)) from None
+            raise ArtifactError(f"Could not find model data at {url}. ({exc})") from None
         except Exception as exc:
             raise ArtifactError(f"Could not find model data at {url}. ({exc})") from None
         served = ServedModel.from_files(unpack(data, url))
@@ -259,6 +310,7 @@ class Backend:
             image=container.get("Image", ""), served=served, started=now(),
             metrics_period=publish_period((self.configs[config_name].spec if config_name in self.configs else {})
                                           .get("MetricsConfig")),
+            role_arn=role,
         )
 
     def build_fleet(self, config_name: str) -> Fleet:
@@ -405,7 +457,7 @@ class Backend:
                     total = sum(v.get("InitialInstanceCount", 1) for v in spec["ProductionVariants"])
                     deployment.validate_policy(policy, total)
                 alarms = [a["AlarmName"] for a in (dc.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
-                self._check_alarms_exist(alarms)
+                self._check_alarms_exist(alarms, self.execution_role(new_config))
             if p.get("RetainAllVariantProperties"):
                 _retain_variant_properties(spec, ep.blue, p.get("ExcludeRetainedVariantProperties", []))
             ep.status, ep.modified = "Updating", now()
@@ -415,10 +467,16 @@ class Backend:
         self.spawn(self._update, ep, new_config, spec, dc, name=f"update-{ep.name}")
         return {"EndpointArn": ep.arn}
 
-    def _check_alarms_exist(self, names: list[str]) -> None:
+    def _check_alarms_exist(self, names: list[str], role_arn: str | None = None) -> None:
         if not names:
             return
-        found = {a["AlarmName"] for a in self.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+        try:
+            found = {a["AlarmName"] for a in self.describe_alarms(names, role_arn)}
+        except sm_iam.Denied as exc:  # assumption: AWS documents the permission, not the failure
+            raise ValidationException(
+                f"The execution role {role_arn} cannot read the auto-rollback alarms: {exc}. Ensure that your IAM "
+                "execution role has permission to perform the cloudwatch:DescribeAlarms action on the "
+                "auto-rollback alarms you specify.") from None
         missing = [n for n in names if n not in found]
         if missing:
             raise ValidationException(f"The following alarms for automatic rollback do not exist: {missing}.")

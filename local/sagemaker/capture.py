@@ -61,25 +61,31 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 class CaptureWriter(PeriodicFlusher):
-    def __init__(self, s3: Any, interval: float = 1.0) -> None:
+    """Writes with the role SageMaker writes with (`client_for(role)`: the model's execution role for endpoint
+    capture, the experiment's RoleArn for its DataStorageConfig); a write the role may not do is logged and lost
+    (assumption: AWS documents no failure mode for capture writes)."""
+
+    def __init__(self, s3: Any, interval: float = 1.0, client_for: Any = None) -> None:
         super().__init__(interval, "sm-capture")
         self._s3 = s3
-        self._buf: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        self._client_for = client_for or (lambda role: s3)
+        self._buf: dict[tuple[str, str, str, str | None], list[str]] = defaultdict(list)
 
-    def add(self, destination: str, endpoint: str, variant: str, record: dict[str, Any]) -> None:
+    def add(self, destination: str, endpoint: str, variant: str, record: dict[str, Any],
+            role_arn: str | None = None) -> None:
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:
-            self._buf[(destination, endpoint, variant)].append(line)
+            self._buf[(destination, endpoint, variant, role_arn)].append(line)
 
     def flush(self) -> None:
         with self._lock:
             buf, self._buf = self._buf, defaultdict(list)
         now = datetime.now(UTC)
-        for (destination, endpoint, variant), lines in buf.items():
+        for (destination, endpoint, variant, role), lines in buf.items():
             bucket, prefix = split_s3_uri(destination)
             name = f"{now:%M-%S}-{now.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
             key = "/".join(p for p in (prefix, endpoint, variant, f"{now:%Y/%m/%d/%H}", name) if p)
             try:
-                self._s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+                self._client_for(role).put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
             except Exception:  # a missing bucket must not break serving
                 log.exception("data capture to s3://%s/%s failed", bucket, key)

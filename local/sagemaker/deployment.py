@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from local.sagemaker import iam as sm_iam
 from local.sagemaker.errors import ValidationException
 
 if TYPE_CHECKING:
@@ -22,6 +23,12 @@ TIMEOUT_REASON = (
     "The deployment exceeded the maximum execution timeout of {} seconds (MaximumExecutionTimeoutInSeconds) "
     "and was rolled back."
 )
+# Not AWS's text (AWS documents the permission, not what happens without it): the emulator rolls back, the safer of
+# the plausible behaviours, so a missing cloudwatch:DescribeAlarms can never let an update through unguarded.
+ALARMS_UNREADABLE_REASON = (
+    "The execution role {} could not read the auto-rollback alarms ({}); the deployment was rolled back. Ensure that "
+    "your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the auto-rollback "
+    "alarms you specify.")
 clock = time.monotonic  # module-level so a test can run the deployment on a faster clock
 DEFAULT_POLICY = {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}
 
@@ -91,6 +98,7 @@ def run_update(backend: Backend, ep: Endpoint, green: Fleet, deployment_config: 
     policy = dc.get("BlueGreenUpdatePolicy") or DEFAULT_POLICY
     alarms = [a["AlarmName"] for a in (dc.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
     timeout = policy.get("MaximumExecutionTimeoutInSeconds")
+    role = backend.execution_role(green.config_name)
     started = clock()
 
     ep.green, ep.green_share = green, 0.0
@@ -101,7 +109,10 @@ def run_update(backend: Backend, ep: Endpoint, green: Fleet, deployment_config: 
         ep.set_pending_status("Baking", bake_message(step), step.instances)
         end = clock() + step.bake
         while True:
-            in_alarm = backend.alarms_in_alarm(alarms)
+            try:
+                in_alarm = backend.alarms_in_alarm(alarms, role)
+            except sm_iam.Denied as exc:  # assumption (AWS is silent): an unreadable guard is a tripped guard
+                return ep.roll_back(ALARMS_UNREADABLE_REASON.format(role, exc))
             if in_alarm:
                 return ep.roll_back(ROLLBACK_REASON.format(", ".join(in_alarm)))
             if timeout is not None and clock() - started > timeout:

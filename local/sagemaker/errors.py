@@ -48,6 +48,12 @@ class ConflictException(SageMakerError):
     code = "ConflictException"
 
 
+class AccessDeniedException(SageMakerError):
+    """An IAM denial of the caller (JSON 1.1 control plane: 400, `__type` AccessDeniedException)."""
+
+    code = "AccessDeniedException"
+
+
 class InternalFailure(SageMakerError):
     code = "InternalFailure"
     status = 500

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from local.sagemaker import iam as sm_iam
 from local.sagemaker.backend import Resource, now
 from local.sagemaker.container import ArtifactError
 from local.sagemaker.errors import ConflictException, ResourceInUse, ResourceNotFound, ValidationException
@@ -216,6 +217,12 @@ class ExperimentOps:
         if ep is None:
             exp.set("Cancelled", f"Endpoint {exp.endpoint} no longer exists.")
             return False
+        denied = self._role_cannot_manage(exp, ep)
+        if denied:
+            exp.set("Cancelled", denied)
+            exp.completed = now()
+            exp.variant_status[exp.shadow_config["ShadowModelVariantName"]] = "Deleted"
+            return False
         exp.set("Starting")
         ep.status, ep.modified = "Updating", now()
         cfg = exp.shadow_config
@@ -228,7 +235,7 @@ class ExperimentOps:
                                            "InitialInstanceCount": infra["InstanceCount"],
                                            "InstanceType": infra["InstanceType"],
                                            "InitialVariantWeight": cfg["SamplingPercentage"] / 100},
-                                          ep.config_name)
+                                          ep.config_name, role_arn=exp.spec.get("RoleArn"))
         except ArtifactError as exc:
             ep.status, ep.modified = "InService", now()
             exp.set("Cancelled", str(exc))
@@ -242,6 +249,29 @@ class ExperimentOps:
         if exp.stop_request is None:  # a stop that came in while starting keeps its Stopping status
             exp.set("Running")
         return True
+
+    def _role_cannot_manage(self, exp: Experiment, ep: Endpoint) -> str | None:
+        """The experiment's RoleArn is the role SageMaker "can assume to access model artifacts and container
+        images, and manage Amazon SageMaker Inference endpoints for model deployment" (CreateInferenceExperiment,
+        RoleArn). What it must be allowed, and what happens otherwise, AWS does not list; the emulator's choice:
+        the endpoint calls the experiment makes (DescribeEndpoint, DescribeEndpointConfig, CreateEndpointConfig,
+        UpdateEndpoint on the endpoint and its configs), checked when it starts; a denial ends it Cancelled with
+        IAM's message as StatusReason and the endpoint untouched."""
+        role = exp.spec.get("RoleArn")
+        if not role or not sm_iam.active():
+            return None
+        new_config = self.b.arn("endpoint-config", f"{ep.name[:40]}-ie-*")
+        needs = [("sagemaker:DescribeEndpoint", [ep.arn]),
+                 ("sagemaker:DescribeEndpointConfig", [self.b.arn("endpoint-config", ep.config_name)]),
+                 ("sagemaker:CreateEndpointConfig", [new_config]),
+                 ("sagemaker:UpdateEndpoint", [ep.arn, new_config])]
+        try:
+            _, principal = self.b.roles.client(role, "s3")
+            for action, resources in needs:
+                sm_iam.authorize(principal, action, resources)
+        except sm_iam.Denied as exc:
+            return f"The experiment's role cannot manage endpoint {ep.name}: {exc}"
+        return None
 
     def _conclude(self, exp: Experiment, request: dict[str, Any] | None) -> None:
         """End of schedule (request None: shadow removed) or StopInferenceExperiment's actions."""

@@ -22,6 +22,7 @@ class Variant:
     served: ServedModel
     started: datetime
     metrics_period: int = 60  # seconds between invocation-metric publications (the config's MetricsConfig)
+    role_arn: str | None = None  # the model's ExecutionRoleArn: SageMaker reads artifacts and writes capture with it
 
     def moved_to(self, config_name: str, name: str | None = None) -> Variant:
         return replace(self, config_name=config_name, name=name or self.name)

@@ -86,13 +86,13 @@ class Runtime:
         destinations = []
         if capture and random.random() * 100 < capture.get("InitialSamplingPercentage", 100):
             modes = {o["CaptureMode"] for o in capture.get("CaptureOptions", [])} or {"Input", "Output"}
-            destinations.append((capture["DestinationS3Uri"], "Input" in modes, "Output" in modes))
+            destinations.append((capture["DestinationS3Uri"], "Input" in modes, "Output" in modes, variant.role_arn))
         exp = ep.experiment
         if exp is not None and exp.destination:
-            destinations.append((exp.destination, True, True))
-        for dest, cin, cout in destinations:
+            destinations.append((exp.destination, True, True, exp.spec.get("RoleArn")))
+        for dest, cin, cout, role in destinations:
             rec = capture_record(body, content_type, out, out_type, inference_id, cin, cout)
-            self.backend.capture.add(dest, ep.name, variant.name, rec)
+            self.backend.capture.add(dest, ep.name, variant.name, rec, role)
 
     def _mirror(self, ep: Endpoint, fleet: Any, body: bytes, content_type: str, accept: str,
                 inference_id: str) -> None:
@@ -118,6 +118,7 @@ class Runtime:
                                     shadow.metrics_period)
         if dest:
             self.backend.capture.add(dest, ep.name, shadow.name,
-                                     capture_record(body, content_type, out, out_type, inference_id))
+                                     capture_record(body, content_type, out, out_type, inference_id),
+                                     ep.experiment.spec.get("RoleArn") if ep.experiment is not None else None)
         elif fleet is not None and fleet.capture:
             self._capture(ep, fleet.capture, shadow, body, content_type, out, out_type, inference_id)

@@ -19,8 +19,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from local.sagemaker import iam as sm_iam
 from local.sagemaker.backend import Backend
-from local.sagemaker.errors import InternalFailure, SageMakerError, UnknownOperationException, ValidationError
+from local.sagemaker.errors import (
+    AccessDeniedException,
+    InternalFailure,
+    SageMakerError,
+    UnknownOperationException,
+    ValidationError,
+)
 from local.sagemaker.validation import parse_request, to_wire
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,27 @@ FAULTS_PATH = "/_guardrail/faults"
 
 class ThrottlingException(SageMakerError):
     code = "ThrottlingException"
+
+
+class RuntimeAccessDenied(AccessDeniedException):
+    """sagemaker-runtime (REST-JSON) answers an IAM denial with 403 (assumption: the runtime API lists no
+    AccessDeniedException; 403 is AWS's REST convention)."""
+
+    status = 403
+
+
+def _authorize(headers: Any, op: str, params: dict[str, Any], backend: Backend,
+               denied: type[AccessDeniedException] = AccessDeniedException) -> None:
+    """The caller (SigV4 access key → principal; None = the account's admin) must be allowed every IAM action
+    the operation needs (local.sagemaker.iam.checks)."""
+    principal = sm_iam.caller(headers)
+    if principal is None:
+        return
+    for action, resources, context in sm_iam.checks(op, params, backend.arn):
+        try:
+            sm_iam.authorize(principal, action, resources, context)
+        except sm_iam.Denied as exc:
+            raise denied(str(exc)) from None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -81,6 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
             if service != "SageMaker" or not op:
                 raise UnknownOperationException(f"Unknown or missing X-Amz-Target: {target!r}")
             params = parse_request(op, body)
+            _authorize(self.headers, op, params, self.server.backend)
             if self.server.take_fault(op):
                 raise ThrottlingException("Rate exceeded (fault injected through " + FAULTS_PATH + ")")
             result = self.server.backend.dispatch(op, params)
@@ -111,6 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if not endpoint:
                 raise ValidationError("EndpointName is required.")
+            _authorize(h, "InvokeEndpoint", {"EndpointName": endpoint}, self.server.backend, RuntimeAccessDenied)
             answer = self.server.backend.runtime.invoke(
                 endpoint, body, h.get("Content-Type", ""), h.get("Accept", ""),
                 h.get("X-Amzn-SageMaker-Target-Variant"), h.get("X-Amzn-SageMaker-Inference-Id"), received,
