@@ -88,7 +88,7 @@ def run_container(model_dir: Path, payload: bytes | None, work: Path) -> dict[st
         (work / "payload.csv").write_bytes(payload)
         args.append(str(work / "payload.csv"))
     try:
-        done = subprocess.run(args, capture_output=True, env=child_environment(), cwd=work,  # noqa: S603
+        done = subprocess.run(args, capture_output=True, env=child_environment(), cwd=work,
                               timeout=CHILD_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:
         return {"stage": "load", "error": f"loading and scoring took longer than {CHILD_TIMEOUT_SECONDS} s"}
@@ -173,7 +173,7 @@ def preflight(upload: Upload, settings: Settings) -> PreFlightResult:
     reasons: list[str] = []
     if answer.get("error"):
         what = {"load": "the serving container cannot load it", "parse": "the container cannot parse the golden "
-                "sample", "predict": "the container cannot score the golden sample"}.get(answer.get("stage"), "")
+                "sample", "predict": "the container cannot score the golden sample"}.get(str(answer.get("stage")), "")
         reasons.append(f"{what}: {answer['error']}" if what else str(answer["error"]))
     reasons.extend(feature_reasons(models, candidate, production))
     worst = None

@@ -57,7 +57,7 @@ def load(model_dir: str, ensemble: bool = True) -> tuple[list[Any], list[str]]:
     for path in paths:
         try:
             with open(path, "rb") as f:
-                booster = pickle.load(f)  # noqa: S301 - exactly what the container does (in a child, no credentials)
+                booster = pickle.load(f)  # exactly what the container does (in a child without credentials)
             model_format = PKL_FORMAT
         except Exception as exp_pkl:
             try:
