@@ -141,6 +141,8 @@ def statement_decision(statement: dict[str, Any], action: str, resource: str, co
 @lru_cache(maxsize=1024)
 def parse_document(document: str) -> tuple[dict[str, Any], ...]:
     doc = json.loads(document)
+    while isinstance(doc, str):  # JSON-encoded twice
+        doc = json.loads(doc)
     return tuple(_as_list(doc.get("Statement", [])))
 
 
