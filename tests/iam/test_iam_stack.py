@@ -445,3 +445,71 @@ def test_lambda_workers_act_as_their_role_not_the_admin(stack):
     assert result.function_error is None, result.payload
     assert enforce.stats["checked"] > before  # its SNS publish was authorized as the role
     assert stack.cloud.role_sessions.assumed >= 1
+
+
+# -- the audit's IAM defects, reproduced with the audit's (unfixed) policies pinned ------------------------
+
+
+@contextlib.contextmanager
+def pinned(stack: Stack, logical_id: str, statements: list[dict[str, Any]]):
+    """The function's role with exactly these statements (the audit-time template's policy)."""
+    from moto.iam.models import iam_backends
+
+    role_obj = iam_backends[stack.account]["aws"].get_role(stack.roles[logical_id].rsplit("/", 1)[-1])
+    originals = dict(role_obj.policies)
+    role_obj.policies.clear()
+    role_obj.policies["pinned"] = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    try:
+        yield
+    finally:
+        role_obj.policies.clear()
+        role_obj.policies.update(originals)
+
+
+def _acquire(stack: Stack, execution: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    event = json.loads((Path(__file__).parents[2] / "events" / "states" / "acquire_lock.json").read_text())
+    event["execution"]["Name"] = execution
+    result = stack.cloud.runtime.invoke(stack.cloud.deployment.functions["AcquireLockFunction"], json.dumps(event))
+    return json.loads(result.payload) | {"_error": result.function_error}
+
+
+def test_audit_row_5_duplicate_upload_is_access_denied_with_the_unfixed_acquire_lock_policy(stack):
+    """template.yaml at audit time: AcquireLock had PutItem/GetItem/UpdateItem only. A duplicate upload
+    gives the lock back with DeleteItem: AccessDenied in the real Lambda worker (its role session)."""
+    table_arn = f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{stack.table}"
+    unfixed = [{"Effect": "Allow", "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": table_arn}]
+    ddb = client("dynamodb", stack.cloud.env)
+    first = _acquire(stack, f"first-{uuid.uuid4().hex[:8]}")
+    assert first["_error"] is None and first.get("acquired") is True, first
+    ddb.delete_item(TableName=stack.table, Key={"pk": {"S": first["lock_key"]}})  # what ReleaseLock does
+    with pinned(stack, "AcquireLockFunction", unfixed):
+        duplicate = _acquire(stack, f"dup-{uuid.uuid4().hex[:8]}")
+    assert duplicate["_error"] == "Unhandled", duplicate
+    assert duplicate["errorType"] == "AwsServiceError"
+    assert "is not authorized to perform: dynamodb:DeleteItem" in duplicate["errorMessage"]
+    ddb.delete_item(TableName=stack.table, Key={"pk": {"S": first["lock_key"]}})
+
+
+def test_audit_row_2_start_shadow_test_cannot_read_deployment_json_with_the_unfixed_policy(stack):
+    """template.yaml at audit time: StartShadowTest had SageMaker + PassRole only; its read of
+    deployment.json is AccessDenied."""
+    unfixed = [
+        {"Effect": "Allow", "Action": ["sagemaker:CreateInferenceExperiment", "sagemaker:DescribeInferenceExperiment", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:AddTags"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*", "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
+    ]
+    with pinned(stack, "StartShadowTestFunction", unfixed):
+        message = denied(stack, "StartShadowTestFunction", s3_deployment_json)
+    assert message and "perform: s3:GetObject on resource: arn:aws:s3:::" in message
+
+
+def test_audit_row_4_model_execution_role_without_describe_alarms(stack):
+    """AWS: the role SageMaker uses for auto-rollback must allow cloudwatch:DescribeAlarms on the alarms.
+    The audit-time SageMakerExecutionRole did not; the evaluator (which the emulator calls with the role)
+    says so."""
+    unfixed = [{"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*", "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}}}]
+    alarm = f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:guardrail-{stack.endpoint}-x-5xx-rate"
+    with pinned(stack, "SageMakerExecutionRole", unfixed):
+        with pytest.raises(AccessDenied, match="cloudwatch:DescribeAlarms"):
+            authorize(stack.roles["SageMakerExecutionRole"], "cloudwatch:DescribeAlarms", [alarm])
