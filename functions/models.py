@@ -333,7 +333,10 @@ class AlarmsState(_Out):
     error_alarm: str
     latency_alarm: str
     verdict_alarm: str | None = None  # on Guardrail/CanaryVerdict Regression, set by check_deployment
-    names: list[str]
+    names: list[str]  # AutoRollbackConfiguration: scoped to the new fleet (EndpointConfigName)
+    # The post-deployment watch's alarms on {EndpointName, VariantName} (aws-audit #11): after the shift only the
+    # new fleet serves the variant; never rollback alarms (during the update they also see the old fleet).
+    watch_names: list[str] = []
     created: list[str] = []  # put_metric_alarm is an upsert: names whose definition was absent before
     existed: list[str] = []
 
@@ -365,6 +368,7 @@ class DeploymentState(_Out):
     previous_variant: str | None = None
     target_variant: str | None = None
     started_at: datetime | None = None  # UpdateEndpoint accepted
+    succeeded_at: datetime | None = None  # first poll that saw the new config InService (the watch starts)
     canary_verdict: ShadowAnalysis | None = None
 
 
@@ -376,6 +380,8 @@ class WatchState(_Out):
     alarms: dict[str, str] = {}
     alarms_in_alarm: list[str] = []
     alarm: bool  # True when a guardrail alarm fired after the deployment finished
+    # went to ALARM at some point of the watch window (DescribeAlarmHistory), even if OK again at its end
+    fired_during_watch: list[str] = []
     rolled_back: bool = False
     rollback_config: str | None = None  # config the endpoint was sent back to
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,30 @@ def alarm_states(names: list[str]) -> dict[str, str]:
     """State of each named alarm; a missing alarm reports "MISSING"."""
     found = describe_alarms(names)
     return {name: found[name]["StateValue"] if name in found else "MISSING" for name in names}
+
+
+def alarms_fired(names: list[str], start: datetime, end: datetime) -> list[str]:
+    """The named alarms that went to ALARM within [start, end] (DescribeAlarmHistory StateUpdate items), so an
+    alarm that fired and cleared between two looks is not missed."""
+    fired = []
+    with aws_errors("describe_alarm_history"):
+        for name in names:
+            pages = client().get_paginator("describe_alarm_history").paginate(
+                AlarmName=name, HistoryItemType="StateUpdate", StartDate=start, EndDate=end
+            )
+            for page in pages:
+                if any(_new_state(item) == "ALARM" for item in page.get("AlarmHistoryItems", [])):
+                    fired.append(name)
+                    break
+    return fired
+
+
+def _new_state(item: dict[str, Any]) -> str | None:
+    try:
+        data = json.loads(item.get("HistoryData") or "{}")
+    except ValueError:
+        return "ALARM" if "to ALARM" in str(item.get("HistorySummary", "")) else None
+    return (data.get("newState") or {}).get("stateValue")
 
 
 def metric_stats(

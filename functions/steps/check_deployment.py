@@ -12,7 +12,7 @@ verdict alarm's metric, so SageMaker rolls back as for any guardrail alarm; it n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.adapters import cloudwatch, sagemaker
@@ -127,9 +127,13 @@ def check_deployment(
                 verdict = deployment.canary_verdict
             publish_regression(deployment, settings)
     states = cloudwatch.alarm_states(_alarm_names(alarms, deployment))
+    succeeded_at = deployment.succeeded_at
+    if status is DeploymentStatus.SUCCEEDED and succeeded_at is None:
+        succeeded_at = datetime.now(UTC)  # the post-deployment watch window starts here
     return deployment.model_copy(
         update={
             "status": status,
+            "succeeded_at": succeeded_at,
             "endpoint_status": described and described["EndpointStatus"],
             "current_config": described and described.get("EndpointConfigName"),
             "failure_reason": reason,
@@ -141,8 +145,25 @@ def check_deployment(
     )
 
 
-def watch_deployment(deployment: DeploymentState, alarms: AlarmsState | None) -> WatchState:
-    """After SageMaker's own bake: is any guardrail alarm firing on the new fleet?"""
-    states = cloudwatch.alarm_states(_alarm_names(alarms, deployment))
-    firing = [n for n, s in states.items() if s == "ALARM"]
-    return WatchState(alarms=states, alarms_in_alarm=firing, alarm=bool(firing))
+def watch_deployment(
+    deployment: DeploymentState,
+    alarms: AlarmsState | None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> WatchState:
+    """After SageMaker's own bake: did any guardrail alarm fire on the new fleet during the watch (aws-audit #11)?
+
+    The watch alarms are on {EndpointName, VariantName} (after the shift only the new fleet serves the variant);
+    the rollback alarms (EndpointConfigName) are read too, in case that series persists. Not only the state at
+    the end: DescribeAlarmHistory over the whole window, so an alarm that fired and cleared counts."""
+    now = now or datetime.now(UTC)
+    names = [*(alarms.watch_names if alarms else []), *_alarm_names(alarms, deployment)]
+    states = cloudwatch.alarm_states(names)
+    if deployment.succeeded_at is not None:
+        start = deployment.succeeded_at
+    else:  # a document from before succeeded_at existed: the configured watch plus one alarm period
+        settings = settings or load_settings()
+        start = now - timedelta(seconds=settings.post_deployment_watch_seconds + settings.alarm_period_seconds)
+    fired = cloudwatch.alarms_fired(names, start, now)
+    firing = [n for n in names if states.get(n) == "ALARM" or n in fired]
+    return WatchState(alarms=states, alarms_in_alarm=firing, alarm=bool(firing), fired_during_watch=fired)

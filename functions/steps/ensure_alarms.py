@@ -25,6 +25,24 @@ def verdict_alarm_name(upload: Upload) -> str:
     return f"guardrail-{upload.endpoint_name}-{upload.names.endpoint_config}-verdict"
 
 
+def watch_alarm_names(upload: Upload) -> list[str]:
+    """The post-deployment watch's 5XX-rate and latency alarms (same scheme: guardrail-<endpoint>-<config>-...)."""
+    base = f"guardrail-{upload.endpoint_name}-{upload.names.endpoint_config}-watch"
+    return [f"{base}-5xx-rate", f"{base}-model-latency"]
+
+
+def watch_specs(rollback_specs: list[dict[str, Any]], upload: Upload) -> list[dict[str, Any]]:
+    """The 5XX-rate and latency alarms again, on {EndpointName, VariantName} only (aws-audit #11): AWS documents
+    the EndpointConfigName dimension "after the new fleet starts receiving traffic" during a deployment, not
+    after it; once the deployment is done the new fleet is the only one serving the variant."""
+    specs = []
+    for spec, name in zip(rollback_specs[:2], watch_alarm_names(upload), strict=True):
+        dims = [d for d in spec["Dimensions"] if d["Name"] != "EndpointConfigName"]
+        description = spec["AlarmDescription"].replace("(new fleet)", "(post-deployment watch, whole variant)")
+        specs.append({**spec, "AlarmName": name, "Dimensions": dims, "AlarmDescription": description})
+    return specs
+
+
 def verdict_dimensions(endpoint: str, config: str) -> list[dict[str, str]]:
     return [{"Name": "EndpointName", "Value": endpoint}, {"Name": "EndpointConfigName", "Value": config}]
 
@@ -87,12 +105,14 @@ def alarm_specs(upload: Upload, settings: Settings, variant: str | None = None) 
 
 def ensure_alarms(upload: Upload, settings: Settings, variant: str | None = None) -> AlarmsState:
     specs = alarm_specs(upload, settings, variant)
+    watch = watch_specs(specs, upload)
     names = [s["AlarmName"] for s in specs]
-    before = cloudwatch.describe_alarms(names)
-    for spec in specs:
+    watch_names = [s["AlarmName"] for s in watch]
+    before = cloudwatch.describe_alarms(names + watch_names)
+    for spec in specs + watch:
         cloudwatch.put_metric_alarm(spec)
-    after = cloudwatch.describe_alarms(names)
-    missing = [n for n in names if n not in after]
+    after = cloudwatch.describe_alarms(names + watch_names)
+    missing = [n for n in names + watch_names if n not in after]
     if missing:
         raise AlarmNotFound(f"alarm(s) not found after put_metric_alarm: {', '.join(missing)}")
     return AlarmsState(
@@ -100,6 +120,7 @@ def ensure_alarms(upload: Upload, settings: Settings, variant: str | None = None
         latency_alarm=names[1],
         verdict_alarm=names[2] if len(names) > 2 else None,
         names=names,
-        created=[n for n in names if n not in before],
-        existed=[n for n in names if n in before],
+        watch_names=watch_names,
+        created=[n for n in names + watch_names if n not in before],
+        existed=[n for n in names + watch_names if n in before],
     )

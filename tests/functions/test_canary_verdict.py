@@ -95,7 +95,7 @@ def test_verdict_alarm_is_put_and_verified(aws, monkeypatch) -> None:
     out = AlarmsState.model_validate(handler(doc, FakeContext()))
     assert out.verdict_alarm == f"guardrail-{ENDPOINT}-{names['endpoint_config']}-verdict"
     assert out.names == [names["error_alarm"], names["latency_alarm"], out.verdict_alarm]
-    assert out.created == out.names
+    assert out.created == out.names + out.watch_names  # + the post-deployment watch's (aws-audit #11)
     alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=[out.verdict_alarm])["MetricAlarms"][0]
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
         "Guardrail/CanaryVerdict",

@@ -27,7 +27,8 @@ def test_alarms_created_scoped_to_new_fleet_and_idempotent(aws) -> None:
     doc = load_state("ensure_alarms")
     names = doc["upload"]["names"]
     first = AlarmsState.model_validate(handler(doc, FakeContext()))
-    assert first.created == [names["error_alarm"], names["latency_alarm"]] and first.existed == []
+    assert first.names == [names["error_alarm"], names["latency_alarm"]] and first.existed == []
+    assert first.created == first.names + first.watch_names  # the watch's alarms (aws-audit #11)
     alarms = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
     errors_alarm, latency_alarm = alarms[names["error_alarm"]], alarms[names["latency_alarm"]]
     dims = {d["Name"]: d["Value"] for d in errors_alarm["Dimensions"]}
@@ -50,7 +51,7 @@ def test_alarms_created_scoped_to_new_fleet_and_idempotent(aws) -> None:
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm["TreatMissingData"] == "notBreaching" and alarm["Namespace"] == "AWS/SageMaker"
     second = AlarmsState.model_validate(handler(doc, FakeContext()))
-    assert second.created == [] and second.existed == first.names
+    assert second.created == [] and second.existed == first.names + first.watch_names
 
 
 def test_latency_alarm_on_a_percentile(aws, monkeypatch) -> None:
@@ -73,8 +74,8 @@ def test_alarm_not_found_when_describe_cannot_see_it() -> None:
     empty = {"MetricAlarms": [], "CompositeAlarms": []}
     with Stubber(cloudwatch.client()) as cw:
         cw.add_response("describe_alarms", empty)
-        cw.add_response("put_metric_alarm", {})
-        cw.add_response("put_metric_alarm", {})
+        for _ in range(4):  # two rollback alarms, two watch alarms
+            cw.add_response("put_metric_alarm", {})
         cw.add_response("describe_alarms", empty)
         with pytest.raises(errors.AlarmNotFound, match="not found after put_metric_alarm"):
             handler(load_state("ensure_alarms"), FakeContext())

@@ -312,3 +312,78 @@ def test_failed_endpoint_is_deleted_then_recreated(sm) -> None:
     )
     state = deploy(doc.upload, doc.alarms, load_settings())
     assert state.mode is DeploymentMode.CREATE and state.target_config == target
+
+
+# --- row 11: the post-deployment watch -------------------------------------------------------------------------
+def test_watch_alarms_watch_the_variant_without_the_config_dimension(aws) -> None:
+    """aws-audit #11: AWS documents the EndpointConfigName dimension during a deployment only; after the shift the
+    new fleet is the only one on the variant, so the watch has alarms on {EndpointName, VariantName}. They are
+    NOT auto-rollback alarms (during the update they would also see the old fleet)."""
+    from functions.handlers.ensure_alarms import handler
+
+    doc = load_state("ensure_alarms")
+    state = AlarmsState.model_validate(handler(doc, FakeContext()))
+    assert len(state.watch_names) == 2 and not set(state.watch_names) & set(state.names)
+    alarms = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    for name, metric in zip(state.watch_names, ("Invocation5XXErrors", "ModelLatency"), strict=True):
+        dims = {d["Name"]: d["Value"] for d in alarms[name]["Dimensions"]}
+        assert dims == {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"} and alarms[name]["MetricName"] == metric
+
+
+def _history(name: str, state: str, at: datetime) -> dict:
+    import json
+
+    return {
+        "AlarmName": name,
+        "Timestamp": at,
+        "HistoryItemType": "StateUpdate",
+        "HistorySummary": f"Alarm updated to {state}",
+        "HistoryData": json.dumps({"oldState": {"stateValue": "OK"}, "newState": {"stateValue": state}}),
+    }
+
+
+def test_watch_sees_an_alarm_that_fired_and_cleared_during_the_window(monkeypatch) -> None:
+    """aws-audit #11: the watch reads the alarms' history over the whole window, not only their end state."""
+    from datetime import timedelta
+
+    from functions.adapters import cloudwatch
+    from functions.models import CheckDeploymentInput
+    from functions.steps.check_deployment import watch_deployment
+
+    doc = CheckDeploymentInput.model_validate(load_state("check_deployment"))
+    succeeded = NOW - timedelta(minutes=10)
+    deployment = doc.deployment.model_copy(update={"status": "SUCCEEDED", "succeeded_at": succeeded})
+    alarms = doc.alarms.model_copy(update={"watch_names": ["w-5xx", "w-latency"]})
+    names = [*alarms.watch_names, *alarms.names]
+    with Stubber(cloudwatch.client()) as cw:
+        cw.add_response(
+            "describe_alarms",
+            {"MetricAlarms": [{"AlarmName": n, "StateValue": "OK"} for n in names]},
+            {"AlarmNames": names},
+        )
+        for name in names:
+            items = [_history(name, "ALARM", succeeded + timedelta(minutes=3))] if name == "w-5xx" else []
+            cw.add_response(
+                "describe_alarm_history",
+                {"AlarmHistoryItems": items},
+                {"AlarmName": name, "HistoryItemType": "StateUpdate", "StartDate": succeeded, "EndDate": ANY},
+            )
+        watch = watch_deployment(deployment, alarms)
+        cw.assert_no_pending_responses()
+    assert watch.alarm and watch.alarms_in_alarm == ["w-5xx"]
+    assert set(watch.alarms.values()) == {"OK"}  # the end state alone would have said "no alarm"
+
+
+def test_check_deployment_records_when_the_deployment_succeeded(sm) -> None:
+    from functions.adapters import cloudwatch
+    from functions.models import CheckDeploymentInput
+    from functions.steps.check_deployment import check_deployment
+
+    doc = CheckDeploymentInput.model_validate(load_state("check_deployment"))
+    target = doc.deployment.target_config
+    sm.add_response("describe_endpoint", _live(target, "AllTraffic"))
+    with Stubber(cloudwatch.client()) as cw:
+        cw.add_response("describe_alarms", {"MetricAlarms": []})
+        out = check_deployment(doc.deployment, doc.alarms, load_settings())
+    assert out.status == "SUCCEEDED" and out.succeeded_at is not None
+    assert abs(datetime.now(UTC) - out.succeeded_at).total_seconds() < 30

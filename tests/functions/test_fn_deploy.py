@@ -283,10 +283,13 @@ def test_check_then_watch(sm, cw) -> None:
     )
     doc["deployment"] = handler(doc, FakeContext())
     assert doc["deployment"]["status"] == "SUCCEEDED"
-    # Same function, now the post-deployment watch: it only reads the alarms.
+    # Same function, now the post-deployment watch: it reads the alarms and their history since the success.
     cw.add_response(
         "describe_alarms", _alarm_response({names[0]: "OK", names[1]: "ALARM"}), {"AlarmNames": names}
     )
+    for name in names:
+        cw.add_response("describe_alarm_history", {"AlarmHistoryItems": []}, {
+            "AlarmName": name, "HistoryItemType": "StateUpdate", "StartDate": ANY, "EndDate": ANY})  # fmt: skip
     watch = WatchState.model_validate(handler(doc, FakeContext()))
     assert watch.alarm and watch.alarms_in_alarm == [names[1]] and not watch.rolled_back
 
