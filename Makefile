@@ -54,6 +54,18 @@ build-%Function:
 	mkdir -p "$(ARTIFACTS_DIR)"
 	tar -c --exclude=__pycache__ --exclude=tests --exclude='*.pyc' functions | tar -x -C "$(ARTIFACTS_DIR)"
 
+# Called by `sam build` for template.yaml's PinnedDepsLayer (every function's only dependency layer): the exact
+# pydantic and Powertools versions pyproject.toml pins (what the tests ran), for python3.13 x86_64, binary
+# wheels only (no Docker). The Lambda runtime's own boto3 is used (audit row 23).
+build-PinnedDepsLayer:
+	rm -rf "$(ARTIFACTS_DIR)/python" && mkdir -p "$(ARTIFACTS_DIR)"
+	"$(CURDIR)/$(PYBIN)" scripts/lambda_requirements.py > "$(ARTIFACTS_DIR)/requirements.txt"
+	"$(CURDIR)/$(PYBIN)" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
+		--implementation cp --python-version 3.13 --platform manylinux2014_x86_64 \
+		--target "$(ARTIFACTS_DIR)/python" -r "$(ARTIFACTS_DIR)/requirements.txt"
+	find "$(ARTIFACTS_DIR)/python" -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} +
+	rm -rf "$(ARTIFACTS_DIR)/python/bin" "$(ARTIFACTS_DIR)/requirements.txt"
+
 # Called by `sam build` for template.yaml's XgboostLayer (BuildMethod: makefile): pre-flight's xgboost for the
 # python3.13 x86_64 runtime, without Docker: binary wheels only, for Amazon Linux 2023's glibc 2.34 (manylinux2014
 # and manylinux_2_28 tags), pinned in layers/xgboost/requirements.txt. Test folders are dropped; the size check

@@ -128,7 +128,8 @@ class ShadowRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     enabled: bool = False
     sampling_percent: int | None = Field(default=None, ge=1, le=100)
-    duration_seconds: int | None = Field(default=None, ge=1, le=30 * 24 * 3600)
+    # The experiment's schedule is ~2x the duration and AWS caps experiments at 30 days (audit row 12).
+    duration_seconds: int | None = Field(default=None, ge=1, le=15 * 24 * 3600)
 
 
 class GuardrailOverrides(BaseModel):
@@ -363,6 +364,9 @@ class DeploymentState(_Out):
     alarms: dict[str, str] = {}  # alarm name -> OK | ALARM | INSUFFICIENT_DATA
     alarms_in_alarm: list[str] = []
     attempts: int = 0  # check_deployment polls so far
+    # The poll budget (deploy.poll_budget): outlasts the MaximumExecutionTimeout sent plus SageMaker's rollback.
+    poll_seconds: int = Field(default=30, ge=0)
+    max_attempts: int = Field(default=120, ge=1)
     deployment_config: dict[str, Any] | None = None  # the DeploymentConfig sent (UPDATE)
     # The canary's sequential verdict (CANARY_VERDICT=msprt): which fleets, since when, and the latest verdict.
     previous_variant: str | None = None
@@ -384,6 +388,9 @@ class WatchState(_Out):
     fired_during_watch: list[str] = []
     rolled_back: bool = False
     rollback_config: str | None = None  # config the endpoint was sent back to
+    settled: bool = False  # the endpoint is InService on rollback_config again (the rollback is done)
+    endpoint_status: str | None = None
+    rollback_polls: int = 0  # Rollback invocations after the first (the ASL bounds them)
 
 
 class CheckDeploymentInput(UploadInput):
@@ -443,6 +450,8 @@ class ShadowState(_Out):
     analysis: ShadowAnalysis | None = None
     attempts: int = 0
     actions: dict[str, str] | None = None  # ModelVariantActions sent by conclude
+    settled: bool = False  # concluded, the experiment ended and the endpoint is InService again
+    stop_polls: int = 0  # ConcludeShadowTest invocations after the one that stopped the experiment
     # The sequential verdict (SHADOW_METHOD=msprt): first wait, the policy in force, where evidence lives.
     poll_seconds: int | None = None  # Wait before the first check (the whole window for "thresholds")
     method: str | None = None
@@ -450,6 +459,20 @@ class ShadowState(_Out):
     capture_uri: str | None = None  # the experiment's DataStorageConfig destination
     ground_truth_uri: str | None = None
     evaluation_uri: str | None = None  # the shadow model's evaluation.json (baseline, threshold, bias)
+
+
+class ShadowAbort(_Out):
+    """abort_shadow_test: the experiment stopped after a failure (shadow Removed, production Retained)."""
+
+    experiment_name: str
+    experiment_status: str | None = None  # before the stop; None when there was no experiment
+    stopped: bool = False
+    actions: dict[str, str] | None = None
+    reason: str | None = None
+
+
+class AbortShadowTestInput(UploadInput):
+    error: dict[str, Any] | None = None  # the Catch's {Error, Cause}
 
 
 class StartShadowTestInput(UploadInput):

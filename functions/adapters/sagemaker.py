@@ -65,6 +65,7 @@ def create_endpoint_config(
     instance_type: str,
     instance_count: int,
     data_capture_uri: str | None,
+    metric_publish_frequency_seconds: int = 60,
 ) -> tuple[str | None, bool, str | None]:
     """Create the endpoint config (one production variant, data capture when a URI is set); return (arn,
     created, production variant name). An existing config counts as done; its variant name is read back."""
@@ -80,6 +81,8 @@ def create_endpoint_config(
             }
         ],
     }
+    if metric_publish_frequency_seconds != 60:  # SageMaker's default; alarms shorter than 60 s need more
+        request["MetricsConfig"] = {"MetricPublishFrequencyInSeconds": metric_publish_frequency_seconds}
     if data_capture_uri:
         request["DataCaptureConfig"] = {
             "EnableCapture": True,

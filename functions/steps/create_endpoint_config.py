@@ -32,6 +32,7 @@ def create_endpoint_config(upload: Upload, settings: Settings) -> EndpointConfig
         instance_type=settings.instance_type,
         instance_count=settings.instance_count,
         data_capture_uri=settings.data_capture_uri,
+        metric_publish_frequency_seconds=settings.metric_publish_frequency_seconds,  # audit row 13
     )
     if not created and live and variant != live:
         # Configs are immutable: one made when the endpoint had another variant name can never update it.

@@ -12,6 +12,12 @@ from functions.errors import DeploymentFailed, EndpointNotReady, InvalidTrigger
 from functions.models import AlarmsState, DeploymentMode, DeploymentState, DeploymentStatus, Strategy, Upload
 
 MIN_TIMEOUT, MAX_TIMEOUT = 600, 28800  # MaximumExecutionTimeoutInSeconds limits
+# Fleet provisioning before the first bake starts (~10 min observed, shared/aws-reference.md §1.8): audit row 18.
+PROVISIONING_MARGIN_SECONDS = 900
+# After its own timeout SageMaker still rolls back (~4 min observed, §0.5): polls last that much longer (row 7).
+ROLLBACK_MARGIN_SECONDS = 600
+# ~9 history events per poll (Wait, Task, Choice); Standard workflows stop at 25,000 events (row 19).
+MAX_POLLS = 2000
 BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
@@ -36,13 +42,15 @@ def build_deployment_config(
     bakes = 1  # number of wait intervals the deployment goes through
     if strategy is Strategy.CANARY:
         routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": canary_percent}
+        bakes = 2  # the canary's bake, then "a final baking period" after the full shift (AWS)
     elif strategy is Strategy.LINEAR:
         routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": linear_step_percent}
-        bakes = math.ceil(100 / linear_step_percent)
-    # The timeout must exceed all bakes plus the termination wait, and stay within SageMaker's limits.
+        bakes = math.ceil(100 / linear_step_percent) + 1  # each step, then the final bake
+    # The timeout must exceed all bakes plus the termination wait plus provisioning, within SageMaker's limits;
+    # the template's value is a floor. Bakes that fit but leave less than the margin are clamped to the maximum.
     needed = bakes * wait_interval_seconds + termination_wait_seconds
-    timeout = max(max_execution_timeout_seconds, MIN_TIMEOUT, needed + 300)
-    if timeout > MAX_TIMEOUT:
+    timeout = min(MAX_TIMEOUT, max(max_execution_timeout_seconds, MIN_TIMEOUT, needed + PROVISIONING_MARGIN_SECONDS))
+    if needed >= MAX_TIMEOUT:
         raise InvalidTrigger(
             f"{strategy.value} with {bakes} wait interval(s) of {wait_interval_seconds}s needs "
             f"{needed}s, over SageMaker's {MAX_TIMEOUT}s maximum"
@@ -57,6 +65,15 @@ def build_deployment_config(
     }
 
 
+def poll_budget(timeout_seconds: int, settings: Settings) -> tuple[int, int]:
+    """(seconds between polls, polls) that outlast SageMaker's own MaximumExecutionTimeout plus its rollback, so
+    a deployment SageMaker still runs is never reported as finished. Polls spread out (never fewer than
+    PollIntervalSeconds apart) to stay under MAX_POLLS; MaxPollAttempts remains the minimum."""
+    horizon = timeout_seconds + ROLLBACK_MARGIN_SECONDS
+    poll = max(settings.poll_interval_seconds, math.ceil(horizon / MAX_POLLS))
+    return poll, max(settings.max_poll_attempts, math.ceil(horizon / poll))
+
+
 def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> DeploymentState:
     endpoint, target = upload.endpoint_name, upload.names.endpoint_config
     described = sagemaker.describe_endpoint(endpoint)
@@ -64,6 +81,8 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         sagemaker.create_endpoint(endpoint, target)
         return DeploymentState(
             mode=DeploymentMode.CREATE,
+            poll_seconds=settings.poll_interval_seconds,
+            max_attempts=settings.max_poll_attempts,
             endpoint_name=endpoint,
             target_config=target,
             status=DeploymentStatus.IN_PROGRESS,
@@ -75,8 +94,11 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
     pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
     if status in BUSY and pending == target:
         # Our own update already started (a retried invocation): keep following it.
+        poll, polls = poll_budget(MAX_TIMEOUT, settings)  # the config sent is not known here: the longest
         return DeploymentState(
             mode=DeploymentMode.UPDATE,
+            poll_seconds=poll,
+            max_attempts=polls,
             endpoint_name=endpoint,
             target_config=target,
             previous_config=current,
@@ -113,6 +135,7 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
         alarm_names=alarms.names,
     )
+    poll, polls = poll_budget(config["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"], settings)
     started = datetime.now(UTC)
     if current != target:
         sagemaker.update_endpoint(endpoint, target, config)
@@ -127,6 +150,8 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         endpoint_status="Updating" if current != target else status,
         current_config=current,
         deployment_config=config,
+        poll_seconds=poll,
+        max_attempts=polls,
         previous_variant=serving[0].get("VariantName"),  # the canary verdict's baseline fleet
         # Same name as the old fleet (blue/green rule); the canary verdict tells the fleets apart by config.
         target_variant=serving[0].get("VariantName"),

@@ -18,6 +18,8 @@ ROLLBACK_CONFIG = {
 
 
 def rollback(deployment: DeploymentState, watch: WatchState | None) -> WatchState:
+    """Send the endpoint back to the previous config; called again by the state machine's Wait/Choice loop until
+    `settled` (InService on the previous config), so ROLLED_BACK is announced only once SageMaker is done."""
     previous = deployment.previous_config
     if not previous or previous == deployment.target_config:
         raise DeploymentFailed(
@@ -29,11 +31,28 @@ def rollback(deployment: DeploymentState, watch: WatchState | None) -> WatchStat
     status, current = described["EndpointStatus"], described.get("EndpointConfigName")
     pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
     base = watch or WatchState(alarm=True)
-    if current == previous or pending == previous:  # already rolled back / rolling back (a retry)
-        return base.model_copy(update={"rolled_back": True, "rollback_config": previous})
+    polls = base.rollback_polls + 1 if base.rolled_back else 0
+    if current == previous or pending == previous:  # already rolled back / rolling back (a poll or a retry)
+        return base.model_copy(
+            update={
+                "rolled_back": True,
+                "rollback_config": previous,
+                "endpoint_status": status,
+                "settled": current == previous and status == "InService" and pending is None,
+                "rollback_polls": polls,
+            }
+        )
+    if base.rolled_back and status not in BUSY:
+        # We sent the rollback, SageMaker finished, and the endpoint is not on the previous config.
+        raise DeploymentFailed(
+            f"rollback of {deployment.endpoint_name} to {previous} did not take: the endpoint is {status} on "
+            f"{current} ({described.get('FailureReason', 'no FailureReason')})"
+        )
     if status in BUSY:
         raise EndpointNotReady(f"endpoint {deployment.endpoint_name} is {status}; cannot roll back now")
     if status != "InService":
         raise DeploymentFailed(f"endpoint {deployment.endpoint_name} is {status}; cannot roll back")
     sagemaker.update_endpoint(deployment.endpoint_name, previous, ROLLBACK_CONFIG)
-    return base.model_copy(update={"rolled_back": True, "rollback_config": previous})
+    return base.model_copy(
+        update={"rolled_back": True, "rollback_config": previous, "endpoint_status": "Updating", "settled": False}
+    )

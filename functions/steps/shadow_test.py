@@ -13,11 +13,13 @@ from typing import Any
 from functions.adapters import s3, sagemaker
 from functions.config import Settings
 from functions.errors import DeploymentFailed, EndpointNotReady, ResourceAlreadyExists, ResourceInUse
-from functions.models import DeploymentRequest, ShadowState, Upload, Verdict
+from functions.models import DeploymentRequest, ShadowAbort, ShadowState, Upload, Verdict
 from functions.steps.shadow_analysis import analyze, policy_for, sequential_analysis
 
 ENDED = {"Completed", "Cancelled"}
 SCHEDULE_GRACE = timedelta(minutes=10)
+# "The maximum duration that you can set for an inference experiment is 30 days" (InferenceExperimentSchedule).
+MAX_EXPERIMENT = timedelta(days=30)
 STOP_REASON_PREFIX = "Guardrail verdict"
 
 
@@ -62,6 +64,13 @@ def _evidence_settings(upload: Upload, settings: Settings) -> dict[str, Any]:
     }
 
 
+def schedule_end(start: datetime, duration_seconds: int) -> datetime:
+    """The experiment's scheduled end: our window plus a grace as long as the window (SageMaker's own end is only
+    a backstop), never more than AWS's 30 days after the start (audit row 12)."""
+    window = timedelta(seconds=duration_seconds)
+    return start + min(window + max(SCHEDULE_GRACE, window), MAX_EXPERIMENT)
+
+
 def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None = None) -> ShadowState:
     """Mirror production traffic to the new model. SKIPPED when there is no production endpoint yet."""
     now = now or _now()
@@ -87,7 +96,7 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
     # a failure after CreateInferenceExperiment would leave a running experiment behind (aws-audit #2).
     evidence = _evidence_settings(upload, settings)
     ends_at = now + timedelta(seconds=upload.shadow.duration_seconds)
-    schedule_end = ends_at + max(SCHEDULE_GRACE, timedelta(seconds=upload.shadow.duration_seconds))
+    scheduled_end = schedule_end(now, upload.shadow.duration_seconds)
     instance_type = production.get("InstanceType") or settings.instance_type
     instance_count = production.get("InitialInstanceCount") or settings.instance_count
     try:
@@ -111,7 +120,7 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
             },
             sampling_percent=upload.shadow.sampling_percent,
             start=now,
-            end=schedule_end,
+            end=scheduled_end,
             data_capture_uri=settings.data_capture_uri,
             description=f"Guardrail shadow test of {upload.model_name}/{upload.model_version}",
         )
@@ -201,18 +210,26 @@ def conclude_shadow_test(shadow: ShadowState) -> ShadowState:
     if described is None:
         raise DeploymentFailed(f"inference experiment {shadow.experiment_name} does not exist")
     status = described["Status"]
-    concluded = shadow.model_copy(
-        update={"status": "CONCLUDED", "experiment_status": status, "verdict": verdict, "actions": actions}
-    )
     ours = str(described.get("StatusReason", "")).startswith(STOP_REASON_PREFIX)
-    if status == "Stopping" or (status in ENDED and ours):
-        return concluded  # stopped by an earlier invocation of this step (a retry)
-    if status in ENDED:
-        if verdict is Verdict.PROMOTE:
-            raise DeploymentFailed(
-                f"experiment {shadow.experiment_name} is already {status}; the shadow can no longer be promoted"
-            )
-        return concluded  # already over: SageMaker removed the shadow itself, production was never touched
+    if status in ENDED and not ours and verdict is Verdict.PROMOTE:
+        raise DeploymentFailed(
+            f"experiment {shadow.experiment_name} is already {status}; the shadow can no longer be promoted"
+        )
+    if status == "Stopping" or status in ENDED:
+        # Stopped by an earlier invocation (the state machine polls this step until `settled`, or a retry), or
+        # over by itself (SageMaker removed the shadow; production untouched). Done once the experiment has
+        # ended and the endpoint's update (Promote replaces the production variant) has finished.
+        endpoint = sagemaker.describe_endpoint(shadow.endpoint_name) or {}
+        return shadow.model_copy(
+            update={
+                "status": "CONCLUDED",
+                "experiment_status": status,
+                "verdict": verdict,
+                "actions": actions,
+                "settled": status in ENDED and endpoint.get("EndpointStatus") == "InService",
+                "stop_polls": shadow.stop_polls + 1 if shadow.status == "CONCLUDED" else 0,
+            }
+        )
     reasons = shadow.analysis.reasons if shadow.analysis else []
     sagemaker.stop_inference_experiment(
         shadow.experiment_name, actions, reason=f"{STOP_REASON_PREFIX} {verdict.value}: " + "; ".join(reasons)
@@ -224,4 +241,26 @@ def conclude_shadow_test(shadow: ShadowState) -> ShadowState:
             "verdict": verdict,
             "actions": actions,
         }
+    )
+
+
+def abort_shadow_test(experiment_name: str, reason: str) -> ShadowAbort:
+    """A step failed after StartShadowTest: stop the experiment with the shadow Removed and production Retained,
+    so nothing keeps mirroring (and billing) traffic until the schedule ends (audit row 8). Variant names come
+    from DescribeInferenceExperiment, so this works even when the failing step left no `shadow` document."""
+    described = sagemaker.describe_inference_experiment(experiment_name)
+    if described is None:
+        return ShadowAbort(experiment_name=experiment_name, reason="no experiment: nothing to stop")
+    status = described["Status"]
+    if status in ENDED or status == "Stopping":
+        return ShadowAbort(experiment_name=experiment_name, experiment_status=status, reason=f"already {status}")
+    config = described.get("ShadowModeConfig") or {}
+    production = config.get("SourceModelVariantName")
+    shadows = [v["ShadowModelVariantName"] for v in config.get("ShadowModelVariants") or []]
+    if not production or not shadows:
+        raise DeploymentFailed(f"experiment {experiment_name} has no ShadowModeConfig to stop by")
+    actions = {production: "Retain", **{name: "Remove" for name in shadows}}
+    sagemaker.stop_inference_experiment(experiment_name, actions, reason=f"Guardrail aborted: {reason}")
+    return ShadowAbort(
+        experiment_name=experiment_name, experiment_status=status, stopped=True, actions=actions, reason=reason
     )

@@ -50,6 +50,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "ConcludeShadowTest": (m.ConcludeShadowTestInput, (m.ShadowState,)),
     "CheckData": (m.CheckDataInput, (m.DataCheckState,)),
     "Notify": (m.NotifyInput, (m.NotifyOutput,)),
+    "AbortShadowTest": (m.AbortShadowTestInput, (m.ShadowAbort,)),
 }
 
 

@@ -99,6 +99,8 @@ def deployment(
         "status": status,
         "endpoint_status": {"IN_PROGRESS": "Updating", "FAILED": "Failed"}.get(status, "InService"),
         "attempts": attempts,
+        "poll_seconds": 0,
+        "max_attempts": 4,  # deploy.poll_budget's answer (MaxPollAttempts in the test substitutions)
         **extra,
     }
 
