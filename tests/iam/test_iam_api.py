@@ -60,3 +60,17 @@ def test_operator_keys_are_no_principal_and_unknown_roles_cannot_be_assumed(role
         iam.credentials_for_role("arn:aws:iam::123456789012:role/nope", "s")
     with pytest.raises(iam.AccessDenied):
         iam.authorize("arn:aws:sts::123456789012:assumed-role/nope/s", "dynamodb:GetItem", [TABLE])
+
+
+def test_role_sessions_are_reused_then_assumed_again_before_expiry(role):
+    from local.iam.sessions import RoleSessions
+
+    sessions = RoleSessions(duration_seconds=3600, refresh_margin=20 * 60)
+    first = sessions.get(role, "fn")
+    assert sessions.get(role, "fn") is first and sessions.assumed == 1
+    expiring = RoleSessions(duration_seconds=900, refresh_margin=20 * 60)  # less than the margin left
+    a, b = expiring.get(role, "fn"), expiring.get(role, "fn")
+    assert a["AWS_ACCESS_KEY_ID"] != b["AWS_ACCESS_KEY_ID"] and expiring.assumed == 2
+    assert iam.principal_for_access_key(b["AWS_ACCESS_KEY_ID"]).endswith(":assumed-role/acquire-lock-role/fn")
+    with pytest.raises(iam.AccessDenied):
+        sessions.get("", "fn")

@@ -148,3 +148,14 @@ def test_a_missing_key_is_403_without_list_bucket_and_404_with_it(server):
     with pytest.raises(ClientError) as missing:
         with_list.get_object(Bucket="nolist", Key="missing.json")
     assert code(missing)[0] == "NoSuchKey"
+
+
+def test_an_expired_session_is_rejected(server):
+    import time
+
+    make_role(server, "short-role", [{"Effect": "Allow", "Action": "sns:*", "Resource": "*"}])
+    creds = iam.credentials_for_role(f"arn:aws:iam::{ACCOUNT}:role/short-role", "short", duration_seconds=1)
+    time.sleep(1.5)
+    with pytest.raises(ClientError) as rejected:
+        as_role("sns", server, creds).list_topics()
+    assert code(rejected)[0] == "ExpiredToken"
