@@ -107,6 +107,21 @@ def prepare_sam(sam: dict[str, Any], base_dir: Path) -> dict[str, Path]:
     """Make the SAM template translatable without `sam package`; returns function logical id -> code dir."""
     global_code_uri = sam.get("Globals", {}).get("Function", {}).get("CodeUri")
     code_dirs: dict[str, Path] = {}
+    # Layers built from the working tree (`sam build` runs their Makefile target) are the venv's packages here:
+    # the resource goes, and so do the functions' references to it (function Layers are dropped anyway).
+    resources = sam.get("Resources", {})
+    local_layers = {
+        logical_id for logical_id, r in resources.items()
+        if r.get("Type") == "AWS::Serverless::LayerVersion" and _is_local_path(r.get("Properties", {}).get("ContentUri"))
+    }
+    for logical_id in local_layers:
+        del resources[logical_id]
+    for resource in resources.values():
+        layers = resource.get("Properties", {}).get("Layers")
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(layers, list):
+            resource["Properties"]["Layers"] = [
+                layer for layer in layers if not (isinstance(layer, dict) and layer.get("Ref") in local_layers)
+            ]
     for logical_id, resource in sam.get("Resources", {}).items():
         props = resource.setdefault("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and "InlineCode" not in props:

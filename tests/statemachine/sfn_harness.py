@@ -39,6 +39,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "AcquireLock": (m.AcquireLockInput, (m.LockState,)),
     "ReleaseLock": (m.ReleaseLockInput, (m.ReleaseLockOutput,)),
     "QualityGate": (m.QualityGateInput, (m.GateResult,)),
+    "PreFlight": (m.PreFlightInput, (m.PreFlightResult,)),
     "CreateModel": (m.CreateModelInput, (m.CreatedResource,)),
     "CreateEndpointConfig": (m.CreateEndpointConfigInput, (m.CreatedResource,)),
     "EnsureAlarms": (m.EnsureAlarmsInput, (m.AlarmsState,)),

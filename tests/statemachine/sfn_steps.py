@@ -76,6 +76,15 @@ def lock(duplicate: bool = False) -> dict[str, Any]:
 
 RELEASED = {"released": True, "lock_key": f"lock#{ENDPOINT}"}
 GATE = {"passed": True, "auc": 0.93, "min_auc": 0.75, "max_auc_drop": 0.01, "xgboost_version": "3.0.5"}
+PREFLIGHT = {
+    "status": "PASSED",
+    "artifact": "s3://guardrail-models/models/bank-marketing/v2-xgb-runnerup/model.tar.gz",
+    "files": ["xgboost-model"],
+    "models": [{"file": "xgboost-model", "format": "xgb_format", "num_features": 62}],
+    "candidate_features": 62,
+    "golden_rows": 20,
+    "max_relative_difference": 0.0,
+}
 ALARMS = {
     "error_alarm": f"{ENDPOINT}-v2-5xx-rate",
     "latency_alarm": f"{ENDPOINT}-v2-latency",
@@ -173,6 +182,7 @@ def base_script(shadow_enabled: bool = False) -> dict[str, Step | list[Step]]:
         "AcquireLock": lock(),
         "ReleaseLock": RELEASED,
         "QualityGate": GATE,
+        "PreFlight": PREFLIGHT,
         "CreateModel": created(),
         "CreateEndpointConfig": created(),
         "EnsureAlarms": ALARMS,

@@ -87,6 +87,7 @@ def test_each_step_result_is_stored_at_its_contract_key():
         "ParseUpload": "$.upload",
         "AcquireLock": "$.lock",
         "QualityGate": "$.gate",
+        "PreFlight": "$.preflight",
         "CreateModel": "$.model",
         "CreateEndpointConfig": "$.endpoint_config",
         "EnsureAlarms": "$.alarms",

@@ -56,6 +56,8 @@ def cfn() -> dict[str, Any]:
             resource["Properties"]["Definition"] = json.loads((ROOT / "statemachine/guardrail.asl.json").read_text())
             del resource["Properties"]["DefinitionUri"]
     sam["Globals"]["Function"]["CodeUri"] = "s3://guardrail-code/functions.zip"
+    for layer in (r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::LayerVersion"):
+        layer["Properties"]["ContentUri"] = "s3://guardrail-code/layer.zip"  # what `sam package` puts there
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
     return translator.translate(sam, parameter_values={}, get_managed_policy_map=_ManagedPolicies)
 

@@ -38,13 +38,28 @@ def test_sam_build_packages_only_the_functions_package(tmp_path):
         "--build-dir", str(build_dir), "--region", "us-east-1",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    functions = sorted(p for p in build_dir.iterdir() if p.is_dir())
-    assert len(functions) == 15
+    layer = build_dir / "XgboostLayer"  # pre-flight's layer (Makefile build-XgboostLayer), not a function
+    functions = sorted(p for p in build_dir.iterdir() if p.is_dir() and p.name.endswith("Function"))
+    assert len(functions) == (ROOT / "template.yaml").read_text().count("Type: AWS::Serverless::Function")
     for folder in functions:
         assert [p.name for p in folder.iterdir()] == ["functions"], folder
         assert (folder / "functions" / "handlers" / "notify.py").is_file()
         assert not list(folder.rglob("__pycache__"))
-    size = sum(f.stat().st_size for f in build_dir.rglob("*") if f.is_file())
+    size = sum(f.stat().st_size for d in functions for f in d.rglob("*") if f.is_file())
     assert size < 20 * 1024 * 1024, f"build is {size} bytes: something besides functions/ was copied"
+    # The layer: cp313 manylinux wheels of the pinned versions, no tests, far enough under Lambda's 250 MB
+    # (262144000 bytes, function + all layers unzipped) to leave room for the function and Powertools.
+    assert [p.name for p in layer.iterdir()] == ["python"]
+    installed = {p.name for p in (layer / "python").glob("*.dist-info")}
+    assert {"xgboost_cpu-3.0.5.dist-info", "numpy-2.4.6.dist-info", "scipy-1.17.1.dist-info"} <= installed
+    assert list((layer / "python" / "numpy" / "_core").glob("_multiarray_umath.cpython-313-x86_64-linux-gnu.so"))
+    assert not list(layer.rglob("tests"))
+    layer_size = sum(f.stat().st_size for f in layer.rglob("*") if f.is_file())
+    assert layer_size <= 200_000_000, layer_size
+    # PreFlightFunction unzipped = its code + every layer built here (the Globals' layers + XgboostLayer)
+    layers = [p for p in build_dir.iterdir() if p.is_dir() and p.name.endswith("Layer")]
+    preflight = sum(f.stat().st_size for d in [build_dir / "PreFlightFunction", *layers] for f in d.rglob("*")
+                    if f.is_file())
+    assert preflight < 262_144_000, f"PreFlightFunction with its layers is {preflight} bytes unzipped"
     built = (build_dir / "template.yaml").read_text()
     assert "guardrail.asl.json" in built and "CodeUri: ParseUploadFunction" in built

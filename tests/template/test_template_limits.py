@@ -195,6 +195,8 @@ def test_upload_rule_has_a_dead_letter_queue():
     machine["Definition"] = json.loads((ROOT / "statemachine" / "guardrail.asl.json").read_text())
     del machine["DefinitionUri"]
     sam["Globals"]["Function"]["CodeUri"] = "s3://guardrail-code/functions.zip"
+    for layer in (r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::LayerVersion"):
+        layer["Properties"]["ContentUri"] = "s3://guardrail-code/layer.zip"  # what `sam package` puts there
 
     class Managed(dict):
         def __missing__(self, name: str) -> str:
