@@ -8,7 +8,9 @@ Staging and triggering go through boto3 only, so they work on the local cloud an
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +35,7 @@ class Scenario(BaseModel):
     model: str | None  # artifacts/models/<model>/ staged beside the upload (None: nothing to stage)
     version: str
     deployment: dict[str, Any] | None = None  # deployment.json written beside the artifact
-    staging: Literal["complete", "no-evaluation", "corrupt-artifact"] = "complete"
+    staging: Literal["complete", "no-evaluation", "corrupt-artifact", "truncated-model"] = "complete"
     trigger: Literal["upload", "execution"] = "upload"  # execution: a malformed input straight to StartExecution
     expected: str  # outcome (functions.models.Outcome)
     expected_error: str | None = None  # Step Functions error name behind a FAILED
@@ -64,6 +66,8 @@ def model_name(version: str) -> str:
 
 
 CANARY = {"strategy": "CANARY", "canary_percent": 25}
+# The incompatible model must reach the endpoint to show AWS's alarm-driven rollback: pre-flight would reject it.
+CANARY_NO_PREFLIGHT = {**CANARY, "preflight": False}
 LINEAR = {"strategy": "LINEAR", "linear_step_percent": 50}
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
 # Shadow scenarios send 40 req/s: the sequential verdict needs ~100+ paired requests to be conclusive.
@@ -81,8 +85,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         key="incompatible-model", row="incompatible model", title="Incompatible artifact: 5XX alarm, rollback",
-        model="incompatible", version="v3", deployment=CANARY,
+        model="incompatible", version="v3", deployment=CANARY_NO_PREFLIGHT,
         expected="ROLLED_BACK", alarm="error", serves_after="v2", traffic_rps=20,
+    ),
+    Scenario(
+        # The runner-up's evaluation.json with its xgboost-model cut in half: the container could not load it
+        # (500 on every request to the new fleet); pre-flight loads it as the container would and rejects it
+        # before any endpoint change, so not one request fails.
+        key="preflight-catches-bad-artifact", row="incompatible model",
+        title="Pre-flight: a truncated model file is rejected before the endpoint changes",
+        model="xgb-runnerup", version="v12", staging="truncated-model", deployment=CANARY,
+        expected="REJECTED", serves_after="v2", traffic_rps=20,
     ),
     Scenario(
         key="slow-model", row="slow model", title="Slow model: latency alarm, rollback",
@@ -157,7 +170,27 @@ def artifact_files(scenario: Scenario, models_dir: Path) -> dict[str, bytes]:
     files["model.tar.gz"] = (folder / "model.tar.gz").read_bytes()
     if scenario.staging == "corrupt-artifact":
         files["model.tar.gz"] = files["model.tar.gz"][64:128]  # a cut piece of it: not even gzip
+    if scenario.staging == "truncated-model":
+        files["model.tar.gz"] = truncate_model_file(files["model.tar.gz"])
     return files
+
+
+def truncate_model_file(archive: bytes) -> bytes:
+    """A whole, safe tar.gz whose model file is cut in half (parse_upload accepts it; the container cannot load
+    it): what an interrupted copy into the packaging folder leaves behind."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as src, \
+            tarfile.open(fileobj=out, mode="w:gz") as dst:
+        members = [m for m in src.getmembers() if m.isfile()]
+        if not members:
+            raise ScenarioError("the model archive holds no file to truncate")
+        for member in members:
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            data = data[: len(data) // 2]
+            info = tarfile.TarInfo(member.name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            dst.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def stage(

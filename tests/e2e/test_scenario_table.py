@@ -71,3 +71,29 @@ def test_events_are_eventbridge_object_created():
     assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
     assert event["detail"]["object"] == {"key": "models/x/v1/model.tar.gz", "etag": "e"}
     assert not scenarios.malformed_event("b")["detail"]["object"]["key"].startswith("models/")
+
+
+def test_preflight_opt_out_only_where_the_demo_needs_the_broken_model_deployed():
+    opted_out = {s.key for s in scenarios.SCENARIOS if (s.deployment or {}).get("preflight") is False}
+    assert opted_out == {"incompatible-model"}  # its 5XX alarm and rollback are the demo's point
+    caught = scenarios.get("preflight-catches-bad-artifact")
+    assert caught.expected == "REJECTED" and not caught.endpoint_changes and caught.traffic_rps > 0
+
+
+def test_truncated_model_staging_is_a_safe_whole_archive_with_half_a_model(tmp_path):
+    import io
+    import tarfile
+
+    from functions.steps.parse_upload import check_tar_members
+    from training.package import tarball
+
+    folder = tmp_path / "xgb-runnerup"
+    folder.mkdir()
+    model = bytes(range(256)) * 40
+    (folder / "evaluation.json").write_text("{}")
+    (folder / "model.tar.gz").write_bytes(tarball({"xgboost-model": model}))
+    files = scenarios.artifact_files(scenarios.get("preflight-catches-bad-artifact"), tmp_path)
+    assert check_tar_members("staged", io.BytesIO(files["model.tar.gz"])) == ["xgboost-model"]
+    with tarfile.open(fileobj=io.BytesIO(files["model.tar.gz"]), mode="r:gz") as tar:
+        assert tar.extractfile("xgboost-model").read() == model[: len(model) // 2]
+    assert json.loads(files["deployment.json"])["strategy"] == "CANARY"

@@ -77,6 +77,20 @@ def test_incompatible_model_rolls_back_on_5xx_alarm(run, target):
     configs = {s.dimensions.get("EndpointConfigName") for s in data.series if s.metric == "Invocations"}
     assert {config("v2"), config("v3")} <= configs
     assert any(state == "ALARM" for a in data.alarms for _, state in a.transitions)
+    assert "PreFlight" in r.path  # it ran and stood aside: deployment.json says "preflight": false
+
+
+def test_preflight_rejects_a_truncated_model_before_any_request_fails(run, target):
+    r = run("preflight-catches-bad-artifact")
+    assert r.problems == []
+    assert r.actual == "REJECTED" and r.alert_outcome == "REJECTED"
+    assert in_order(r.path, ["QualityGate", "PreFlight", "Rejected", "Notify", "ReleaseLock"])
+    assert "CreateModel" not in r.path and "Deploy" not in r.path
+    assert "cannot be loaded" in (r.cause or "")
+    assert sum(r.traffic.values()) > 0 and r.traffic_errors == {}  # traffic ran and not one request failed
+    assert target.client("sagemaker").list_models(NameContains="-v12")["Models"] == []
+    assert r.endpoint_config_after == r.endpoint_config_before == config("v2")
+    assert r.serving_after == {variant("v2"): 10}
 
 
 def test_slow_model_rolls_back_on_latency_alarm(run):
