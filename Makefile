@@ -56,7 +56,7 @@ build-%Function:
 
 # Called by `sam build` for template.yaml's PinnedDepsLayer (every function's only dependency layer): the exact
 # pydantic and Powertools versions pyproject.toml pins (what the tests ran), for python3.13 x86_64, binary
-# wheels only (no Docker). The Lambda runtime's own boto3 is used (audit row 23).
+# wheels only (no Docker); boto3/botocore at their pins too (aws-xray-sdk pulls botocore) (audit row 23).
 build-PinnedDepsLayer:
 	rm -rf "$(ARTIFACTS_DIR)/python" && mkdir -p "$(ARTIFACTS_DIR)"
 	"$(CURDIR)/$(PYBIN)" scripts/lambda_requirements.py > "$(ARTIFACTS_DIR)/requirements.txt"

@@ -1,5 +1,6 @@
-"""Print the Lambda layer's requirements: pyproject.toml's pins of the runtime dependencies the functions import,
-except boto3/botocore (the Lambda runtime provides them). Used by the Makefile's build-PinnedDepsLayer."""
+"""Print the Lambda layer's requirements: pyproject.toml's pins of the runtime dependencies. boto3/botocore are
+included: Powertools' [tracer] extra (aws-xray-sdk) pulls botocore anyway, and an unpinned one would shadow the
+runtime's and mismatch its boto3. Used by the Makefile's build-PinnedDepsLayer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP = {"boto3", "botocore"}  # the python3.13 runtime ships its own
+SKIP: set[str] = set()
 
 
 def pins() -> list[str]:
