@@ -82,14 +82,25 @@ def access_key(headers: Any) -> str | None:
     return auth.partition("Credential=")[2].partition("/")[0] or None
 
 
-def caller(headers: Any) -> str | None:
-    """The assumed-role ARN that signed the request; None for the admin (non-STS) keys or when IAM is off."""
-    key = access_key(headers)
-    if not key or not active():
-        return None
-    from local.iam import principal_for_access_key
+class Rejected(Exception):
+    """The request's credentials are not valid (unknown STS key, wrong session token, expired session)."""
 
-    return principal_for_access_key(key)
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def caller(headers: Any) -> str | None:
+    """The assumed-role ARN that signed the request; None for the admin (non-STS) keys or when IAM is off.
+    Credentials are judged as moto's server judges them (`local.iam.enforce.principal_of_request`)."""
+    if not access_key(headers) or not active():
+        return None
+    from local.iam.enforce import RequestRejected, principal_of_request
+
+    try:
+        return principal_of_request(headers, {})[0]
+    except RequestRejected as exc:
+        raise Rejected(exc.code, exc.message, exc.status) from None
 
 
 def authorize(principal: str, action: str, resources: list[str], context: dict[str, str] | None = None) -> None:

@@ -52,7 +52,12 @@ def _authorize(headers: Any, op: str, params: dict[str, Any], backend: Backend,
                denied: type[AccessDeniedException] = AccessDeniedException) -> None:
     """The caller (SigV4 access key → principal; None = the account's admin) must be allowed every IAM action
     the operation needs (local.sagemaker.iam.checks)."""
-    principal = sm_iam.caller(headers)
+    try:
+        principal = sm_iam.caller(headers)
+    except sm_iam.Rejected as exc:
+        error = SageMakerError(exc.message)
+        error.code, error.status = exc.code, exc.status
+        raise error from None
     if principal is None:
         return
     for action, resources, context in sm_iam.checks(op, params, backend.arn):

@@ -246,3 +246,16 @@ def test_calls_are_authorized_for_the_caller(emulator, sm, names, role):
     status, message = denied(as_caller(emulator, "sagemaker-runtime", caller).invoke_endpoint,
                              EndpointName=names("e"), ContentType="text/csv", Body="1,2,3,4,5,6")
     assert status == 403 and "sagemaker:InvokeEndpoint" in message
+
+
+def test_credentials_moto_never_issued_are_rejected(emulator, names, role):
+    caller = role("caller", {"Effect": "Allow", "Action": "sagemaker:ListEndpoints", "Resource": "*"})
+    client = as_caller(emulator, "sagemaker", caller)
+    client.list_endpoints()
+    forged = boto3.client("sagemaker", endpoint_url=emulator.url, region_name="us-east-1",
+                          aws_access_key_id="ASIAFORGEDFORGED0000", aws_secret_access_key="x",
+                          aws_session_token="nope", config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as exc:
+        forged.list_endpoints()
+    assert exc.value.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
