@@ -121,3 +121,29 @@ def test_reuse_skips_unchanged_models(built):
     build_models(out, options=OPTIONS, reuse=True)
     assert time.perf_counter() - start < 5
     assert before == {n: (out / n / "model.tar.gz").stat().st_mtime_ns for n in ALL_MODELS}
+
+
+def test_golden_sample_is_reproduced_from_the_packaged_artifact_as_the_container_loads_it(built, tmp_path):
+    """Pre-flight's premise: the scores training records for the golden rows are what the packaged model.tar.gz
+    answers when loaded with the container's rules (functions.steps.preflight_container) — for every xgboost
+    model; the incompatible one records its linear model's scores and does not load."""
+    import tarfile
+
+    from functions.steps.preflight_container import run
+
+    out, _, _ = built
+    for name in ALL_MODELS:
+        ev = _evaluation(out, name)
+        golden = ev.golden
+        assert golden is not None and len(golden.rows) == 20 and len(golden.predictions) == 20, name
+        assert all(len(row.split(",")) == len(ev.features) for row in golden.rows), name
+        model_dir = tmp_path / name
+        with tarfile.open(out / name / "model.tar.gz") as tar:
+            tar.extractall(model_dir, filter="data")
+        answer = run(str(model_dir), ("\n".join(golden.rows) + "\n").encode())
+        if name == "incompatible":
+            assert answer["stage"] == "load" and "cannot be loaded" in answer["error"]
+            continue
+        assert "error" not in answer, (name, answer)
+        assert answer["models"][0]["num_features"] == golden.num_features == len(ev.features), name
+        assert np.allclose(answer["predictions"], golden.predictions, rtol=1e-6, atol=0), name
