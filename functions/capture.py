@@ -23,8 +23,11 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import hashlib
 import json
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -49,6 +52,51 @@ class CaptureRecord(BaseModel):
     def key(self) -> str:
         """The join key with ground truth and with the other variant's capture."""
         return self.inference_id or self.event_id
+
+
+def sampled(key: str, fraction: float) -> bool:
+    """Deterministic sampling by request id: production and shadow keep the same requests (pairs survive)."""
+    if fraction >= 1:
+        return True
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < fraction * 2**64
+
+
+@dataclass
+class ReadBudget:
+    """Bounds one variant's capture read (audit row 8): a sampling fraction chosen from the expected traffic,
+    at most `max_records` kept, and a monotonic-clock deadline. `truncated` says why reading stopped early."""
+
+    max_records: int
+    deadline: float  # time.monotonic() value
+    fraction: float = 1.0
+    read: int = 0
+    kept: int = 0
+    truncated: str | None = None  # "records" | "time"
+
+    @classmethod
+    def for_traffic(cls, expected_records: int, max_records: int, seconds: float) -> ReadBudget:
+        fraction = 1.0 if expected_records <= max_records else max_records / expected_records
+        return cls(max_records=max_records, deadline=time.monotonic() + seconds, fraction=fraction)
+
+    def keep(self, key: str) -> bool:
+        return sampled(key, self.fraction)
+
+
+def bounded(records: Iterable[CaptureRecord], budget: ReadBudget) -> Iterator[CaptureRecord]:
+    """The sampled records of a stream until the cap or the deadline (checked every 256 records)."""
+    for record in records:
+        budget.read += 1
+        if budget.read % 256 == 0 and time.monotonic() > budget.deadline:
+            budget.truncated = "time"
+            return
+        if not budget.keep(record.key):
+            continue
+        if budget.kept >= budget.max_records:
+            budget.truncated = "records"
+            return
+        budget.kept += 1
+        yield record
 
 
 class GroundTruthRecord(BaseModel):

@@ -104,6 +104,10 @@ class Settings(BaseModel):
     metric_period_seconds: int = Field(default=60, ge=1)  # 1 s periods keep per-request latency locally
     # EndpointConfig MetricsConfig.MetricPublishFrequencyInSeconds (AWS default 60; alarm periods are multiples).
     metric_publish_frequency_seconds: int = Field(default=60, ge=10, le=300)
+    # The final shadow check's capture read (audit row 8; limits from bench/capture_limits.py, docs/benchmarks.md):
+    # records kept per variant (sampled by request id above it) and seconds for both variants' reads.
+    capture_max_records: int = Field(default=90_000, ge=100)  # ~2.7 KB each: < half of 512 MB
+    capture_read_seconds: float = Field(default=60, gt=0)
     shadow_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     shadow_error_margin: float = Field(default=0.005, gt=0, lt=1)
     shadow_latency_margin: float = Field(default=0.10, gt=0)

@@ -13,7 +13,7 @@ The readers (`capture_records`, `ground_truth_records`) also feed the shadow ana
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,14 +76,20 @@ def _inside(record: CaptureRecord, since: datetime, until: datetime) -> bool:
 
 
 def capture_records(
-    destination_uri: str, endpoint: str, variant: str, since: datetime, until: datetime
+    destination_uri: str,
+    endpoint: str,
+    variant: str,
+    since: datetime,
+    until: datetime,
+    keep: Callable[[str], bool] | None = None,
 ) -> Iterator[CaptureRecord]:
     """One variant's captured requests in [since, until], once each (SageMaker may capture a production
-    request twice during an inference experiment: for the endpoint config and for the experiment)."""
+    request twice during an inference experiment: for the endpoint config and for the experiment). `keep`
+    samples by request id before the duplicate check, so memory grows with the kept records only."""
     bucket, prefix = capture_prefix(destination_uri, endpoint, variant)
     seen: set[str] = set()
     for record in read_capture_lines(_lines(bucket, _keys(bucket, prefix, since, until))):
-        if record.key in seen or not _inside(record, since, until):
+        if (keep is not None and not keep(record.key)) or record.key in seen or not _inside(record, since, until):
             continue
         seen.add(record.key)
         yield record

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from functions.adapters import cloudwatch
+from functions.capture import ReadBudget, bounded
 from functions.config import Settings
 from functions.errors import ArtifactNotFound
 from functions.evaluation import FacetBias, ModelEvaluation
@@ -262,11 +263,27 @@ def _capture_evidence(
         except ArtifactNotFound:
             evaluation = None
     endpoint = shadow.endpoint_name
-    shadow_records = list(
-        data_checks.capture_records(shadow.capture_uri, endpoint, shadow.shadow_variant, start, end)
+    # Bounded in memory and time (audit row 8): one sampling fraction for both variants (by request id, so
+    # pairs survive) chosen from CloudWatch's request counts, a cap per variant, and a deadline for the read.
+    expected = max(production.requests, candidate.requests)
+    shadow_budget = ReadBudget.for_traffic(expected, settings.capture_max_records, settings.capture_read_seconds / 2)
+    production_budget = ReadBudget.for_traffic(
+        expected, settings.capture_max_records, settings.capture_read_seconds / 2
     )
-    production_records = data_checks.capture_records(
-        shadow.capture_uri, endpoint, shadow.production_variant, start, end
+    shadow_records = list(  # kept for the bias check below: at most capture_max_records
+        bounded(
+            data_checks.capture_records(
+                shadow.capture_uri, endpoint, shadow.shadow_variant, start, end, keep=shadow_budget.keep
+            ),
+            shadow_budget,
+        )
+    )
+    production_budget.deadline = shadow_budget.deadline + settings.capture_read_seconds / 2
+    production_records = bounded(
+        data_checks.capture_records(
+            shadow.capture_uri, endpoint, shadow.production_variant, start, end, keep=production_budget.keep
+        ),
+        production_budget,
     )
     truth = (
         data_checks.ground_truth_records(shadow.ground_truth_uri, endpoint, start, end)
