@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 PYBIN := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test test-fast bench lint typecheck validate build clean venv sam-venv models
+.PHONY: demo test test-fast bench lint typecheck validate build clean venv sam-venv models aws-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(PYBIN) || $(PY) -m venv $(VENV)
@@ -80,6 +80,12 @@ build-XgboostLayer:
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"
 	@size=$$(du -sb "$(ARTIFACTS_DIR)" | cut -f1); echo "XgboostLayer: $$size bytes unzipped (limit $(LAYER_MAX_BYTES))"; \
 		test "$$size" -le "$(LAYER_MAX_BYTES)"
+
+# Deploys a throwaway stack into the caller's AWS account (samconfig [smoke]), runs first deployment, a guarded
+# update, a rollback and a shadow test on ml.t2.medium, prints each outcome and the estimated cost, tears it all
+# down. `make aws-smoke SMOKE_ARGS=--local` runs the same on the local cloud (`guardrail up` first).
+aws-smoke: venv sam-venv
+	$(PYBIN) -m local.aws_smoke $(SMOKE_ARGS)
 
 clean:
 	rm -rf .aws-sam .guardrail .pytest_cache
