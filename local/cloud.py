@@ -151,6 +151,7 @@ class LocalCloud:
 
             enforce.install()
             self.role_sessions = RoleSessions()
+            log.info("strict IAM on: assumed-role requests are authorized; Lambda workers act as their role")
             credentials = self.role_sessions.for_function
         self.runtime = LambdaRuntime(
             self._env, self.workdir / "logs" / "lambda", self.region, moto_url, credentials=credentials
