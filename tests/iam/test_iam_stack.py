@@ -227,6 +227,15 @@ def cw_put_verdict(s: Stack) -> None:
         aws("cloudwatch").put_metric_data(Namespace="Guardrail/CanaryVerdict", MetricData=[{"MetricName": "Reject", "Value": 0}])
 
 
+def cw_alarm_history(s: Stack) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from functions.adapters import cloudwatch
+
+    end = datetime.now(timezone.utc)
+    cloudwatch.alarms_fired([f"guardrail-{s.endpoint}-5xx-rate"], end - timedelta(minutes=5), end)
+
+
 def sns_publish(s: Stack) -> None:
     from functions.adapters import sns
 
@@ -282,6 +291,18 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
     "ParseUploadFunction": [("s3:GetObject", s3_get), ("s3:GetObjectVersion", s3_get_version), ("s3:ListBucket", s3_missing)],
     "AcquireLockFunction": [("dynamodb:PutItem", ddb_put), ("dynamodb:GetItem", ddb_get), ("dynamodb:DeleteItem", ddb_delete)],
     "ReleaseLockFunction": [("dynamodb:DeleteItem", ddb_delete)],
+    "PreFlightFunction": [
+        ("s3:GetObject", s3_get),
+        ("s3:GetObjectVersion", s3_get_version),  # streams the version that triggered the execution
+        ("s3:ListBucket", s3_missing),
+        ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [EP])),
+        ("sagemaker:DescribeEndpointConfig", sagemaker("sagemaker:DescribeEndpointConfig", [EPC])),
+        ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),
+    ],
+    "AbortShadowTestFunction": [
+        ("sagemaker:StopInferenceExperiment", sagemaker("sagemaker:StopInferenceExperiment", [EXP])),
+        ("sagemaker:DescribeInferenceExperiment", sagemaker("sagemaker:DescribeInferenceExperiment", [EXP])),
+    ],
     "QualityGateFunction": [
         ("s3:GetObject", s3_get),
         ("s3:ListBucket", s3_missing),
@@ -297,18 +318,22 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
     "CreateEndpointConfigFunction": [
         ("sagemaker:CreateEndpointConfig", sagemaker("sagemaker:CreateEndpointConfig", [EPC])),
         ("sagemaker:DescribeEndpointConfig", sagemaker("sagemaker:DescribeEndpointConfig", [EPC])),
+        ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [EP])),  # the live variant name (audit #1)
     ],
     "EnsureAlarmsFunction": [("cloudwatch:PutMetricAlarm", cw_put_alarm), ("cloudwatch:DescribeAlarms", cw_describe_alarms)],
     "DeployFunction": [
         ("sagemaker:CreateEndpoint", sagemaker("sagemaker:CreateEndpoint", [EP, EPC])),
         ("sagemaker:UpdateEndpoint", sagemaker("sagemaker:UpdateEndpoint", [EP, EPC])),
         ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [EP])),
+        ("sagemaker:DeleteEndpoint", sagemaker("sagemaker:DeleteEndpoint", [EP])),
+        ("cloudwatch:DescribeAlarms", cw_describe_alarms),
     ],
     "CheckDeploymentFunction": [
         ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [EP])),
         ("cloudwatch:DescribeAlarms", cw_describe_alarms),
         ("cloudwatch:GetMetricData", cw_get_metric_data),
         ("cloudwatch:PutMetricData", cw_put_verdict),
+        ("cloudwatch:DescribeAlarmHistory", cw_alarm_history),
     ],
     "RollbackFunction": [
         ("sagemaker:UpdateEndpoint", sagemaker("sagemaker:UpdateEndpoint", [EP, EPC])),
@@ -348,7 +373,7 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         "ParseUploadFunction", "AcquireLockFunction", "ReleaseLockFunction", "QualityGateFunction", "CreateModelFunction",
         "CreateEndpointConfigFunction", "EnsureAlarmsFunction", "DeployFunction", "CheckDeploymentFunction", "RollbackFunction",
         "StartShadowTestFunction", "CheckShadowTestFunction", "ConcludeShadowTestFunction", "CheckDataFunction", "NotifyFunction",
-    ]] + [("sns:Publish", None), ("kms:GenerateDataKey", None)],
+    ]] + [("sns:Publish", None), ("kms:GenerateDataKey", None), ("kms:Decrypt", None)],  # NotifyFallback: see below
 }
 CASES = [(fn, action, call) for fn, uses in USES.items() for action, call in uses]
 
@@ -415,6 +440,8 @@ def _id(case: tuple[str, str, Any]) -> str:
 @pytest.mark.parametrize("case", [c for c in CASES if c[2] is not None], ids=_id)
 def test_each_used_action_is_allowed_as_deployed_and_denied_without_its_grant(stack, case, request):
     logical_id, action, call = case
+    if logical_id not in stack.roles:
+        pytest.skip(f"{logical_id} is not in this template")
     iam_action = action.split(":", 2)[0] + ":" + action.split(":", 2)[1]
     gap = KNOWN_GAPS.get((logical_id, iam_action))
     message = denied(stack, logical_id, call)
