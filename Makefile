@@ -67,14 +67,15 @@ build-PinnedDepsLayer:
 	rm -rf "$(ARTIFACTS_DIR)/python/bin" "$(ARTIFACTS_DIR)/requirements.txt"
 
 # Called by `sam build` for template.yaml's XgboostLayer (BuildMethod: makefile): pre-flight's xgboost for the
-# python3.13 x86_64 runtime, without Docker: binary wheels only, for Amazon Linux 2023's glibc 2.34 (manylinux2014
-# and manylinux_2_28 tags), pinned in layers/xgboost/requirements.txt. Test folders are dropped; the size check
-# keeps room under Lambda's 250 MB (262144000 bytes) unzipped limit for the function + ALL its layers.
+# python3.13 x86_64 runtime, without Docker: binary wheels only, pinned in layers/xgboost/requirements.txt, for
+# Amazon Linux 2023's glibc 2.34: manylinux_2_28 (pip also accepts the older manylinux_2_x/2014 tags below it, but
+# prefers 2_28: xgboost's manylinux2014 wheel is a reduced build that warns at import). Test folders are dropped;
+# the size check keeps room under Lambda's 250 MB (262144000 bytes) unzipped for the function + ALL its layers.
 LAYER_MAX_BYTES ?= 200000000
 build-XgboostLayer:
 	rm -rf "$(ARTIFACTS_DIR)/python" && mkdir -p "$(ARTIFACTS_DIR)"
 	"$(CURDIR)/$(PYBIN)" -m pip install --quiet --disable-pip-version-check --no-compile --only-binary=:all: \
-		--implementation cp --python-version 3.13 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+		--implementation cp --python-version 3.13 --platform manylinux_2_28_x86_64 \
 		--target "$(ARTIFACTS_DIR)/python" -r layers/xgboost/requirements.txt
 	find "$(ARTIFACTS_DIR)/python" -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} +
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"

@@ -54,6 +54,8 @@ def test_sam_build_packages_only_the_functions_package(tmp_path):
     assert {"xgboost_cpu-3.0.5.dist-info", "numpy-2.4.6.dist-info", "scipy-1.17.1.dist-info"} <= installed
     assert list((layer / "python" / "numpy" / "_core").glob("_multiarray_umath.cpython-313-x86_64-linux-gnu.so"))
     assert not list(layer.rglob("tests"))
+    wheel = (layer / "python" / "xgboost_cpu-3.0.5.dist-info" / "WHEEL").read_text()
+    assert "manylinux_2_28_x86_64" in wheel  # not the reduced manylinux2014 build (AL2023 has glibc 2.34)
     layer_size = sum(f.stat().st_size for f in layer.rglob("*") if f.is_file())
     assert layer_size <= 200_000_000, layer_size
     # PreFlightFunction unzipped = its code + every layer built here (the Globals' layers + XgboostLayer)
