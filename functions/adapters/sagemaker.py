@@ -82,7 +82,12 @@ def create_endpoint_config(
         ],
     }
     if metric_publish_frequency_seconds != 60:  # SageMaker's default; alarms shorter than 60 s need more
-        request["MetricsConfig"] = {"MetricPublishFrequencyInSeconds": metric_publish_frequency_seconds}
+        # API_MetricsConfig: "When EnableEnhancedMetrics is set to False, this interval applies to utilization
+        # metrics only; invocation metrics continue to be published at the default 60-second interval."
+        request["MetricsConfig"] = {
+            "EnableEnhancedMetrics": True,
+            "MetricPublishFrequencyInSeconds": metric_publish_frequency_seconds,
+        }
     if data_capture_uri:
         request["DataCaptureConfig"] = {
             "EnableCapture": True,

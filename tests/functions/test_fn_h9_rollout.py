@@ -99,7 +99,7 @@ def test_update_carries_its_poll_budget(sm, monkeypatch):
 
 
 # --- row 13 --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("frequency,sent", [(10, {"MetricPublishFrequencyInSeconds": 10}), (60, None)])
+@pytest.mark.parametrize("frequency,sent", [(10, {"EnableEnhancedMetrics": True, "MetricPublishFrequencyInSeconds": 10}), (60, None)])
 def test_publish_frequency_reaches_create_endpoint_config(sm, frequency, sent):
     expected = {"EndpointConfigName": "cfg", "ProductionVariants": ANY, "DataCaptureConfig": ANY}
     if sent:
