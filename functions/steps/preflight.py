@@ -3,8 +3,9 @@
 1. The object version that triggered the execution (`upload.version_id`) is streamed to /tmp and walked with
    parse_upload's `check_tar_members` (safe relative names, regular files, a whole archive), then extracted as
    SageMaker extracts it into /opt/ml/model.
-2. A child process (`functions.steps.preflight_container`, no AWS credentials in its environment: the container
-   unpickles what it finds) loads the folder with the container 3.0-5's own rules and xgboost 3.0.5, and
+2. A child process (`functions.steps.preflight_container`, no AWS credentials in its environment and the parent
+   made non-dumpable so its /proc environ and memory are closed to it: the container unpickles what it finds,
+   and unpickling runs code; defence in depth, not a sandbox) loads the folder with the container 3.0-5's own rules and xgboost 3.0.5, and
    scores the golden sample training recorded in evaluation.json, sent as the endpoint receives it (text/csv).
 3. Checks: every model loads; `num_features()` equals the candidate's and production's recorded feature count
    (and the golden sample's); feature names, when the booster carries any, equal the recorded ones; the scores
@@ -79,9 +80,24 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def protect_parent() -> bool:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0): its /proc/<pid>/environ and memory, which hold
+    the function's AWS credentials, become unreadable to other processes of the same (non-root) user, such as
+    the loader child unpickling an untrusted artifact. Linux only; False where it cannot be set."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(4, 0, 0, 0, 0) == 0 and libc.prctl(3, 0, 0, 0, 0) == 0  # SET_DUMPABLE 0; GET == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def run_container(model_dir: Path, payload: bytes | None, work: Path) -> dict[str, Any]:
     """The child's JSON answer; a crash, a kill or a timeout is reported as a load failure."""
     import json
+
+    protect_parent()
 
     args = [sys.executable, "-m", "functions.steps.preflight_container", str(model_dir)]
     if payload is not None:

@@ -195,3 +195,17 @@ def test_an_old_evaluation_without_golden_sample_still_loads_and_counts(s3) -> N
     short = _upload(s3, _tar({"xgboost-model": booster_bytes(_train(columns=61))}), evaluation(features=FEATURES),
                     version="3")
     assert "takes 61 feature(s)" in _rejected(short)
+
+
+def test_the_loader_child_gets_no_credentials_and_cannot_read_the_parents(s3, monkeypatch, tmp_path) -> None:
+    """A pickle runs code when loaded (the container does load pickles): the child's environment holds no AWS
+    credentials, and the parent is non-dumpable, so /proc/<parent>/environ is closed to a non-root child."""
+    from functions.steps import preflight as step
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak")
+    env = step.child_environment()
+    assert not [k for k in env if k.startswith("AWS_")] and "PYTHONPATH" in env
+    assert step.protect_parent() is True
+    import ctypes
+
+    assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE
