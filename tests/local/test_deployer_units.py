@@ -165,3 +165,20 @@ def test_a_conditional_resources_carried_values_share_its_condition():
     always = after["buckets"]["Always"]["VersioningConfiguration"]["Status"]["__output__"]
     assert body["Outputs"][conditional] == {"Value": {"Ref": "Versioning"}, "Condition": "WantsBucket"}
     assert body["Outputs"][always] == {"Value": {"Ref": "Versioning"}}
+
+
+def test_prepare_sam_drops_working_tree_layers_and_references_to_them(tmp_path):
+    (tmp_path / "src").mkdir()
+    sam = {
+        "Resources": {
+            "Deps": {"Type": "AWS::Serverless::LayerVersion", "Properties": {"ContentUri": "."}},
+            "Published": {"Type": "AWS::Serverless::LayerVersion", "Properties": {"ContentUri": "s3://b/l.zip"}},
+            "Fn": {"Type": "AWS::Serverless::Function", "Properties": {
+                "CodeUri": "src", "Handler": "h.handler", "Runtime": "python3.13",
+                "Layers": [{"Ref": "Deps"}, {"Ref": "Published"}, "arn:aws:lambda:us-east-1:1:layer:x:1"]}},
+        }
+    }
+    deployer.prepare_sam(sam, tmp_path)
+    assert set(sam["Resources"]) == {"Published", "Fn"}
+    assert sam["Resources"]["Fn"]["Properties"]["Layers"] == [{"Ref": "Published"}, "arn:aws:lambda:us-east-1:1:layer:x:1"]
+    deployer.translate(sam, {}, "us-east-1")  # translatable without `sam package`
