@@ -59,7 +59,10 @@ def _artifacts() -> dict[str, bytes]:
 def local_cloud(monkeypatch):
     from moto.server import ThreadedMotoServer
 
+    from local.alarms.moto_patches import patch_moto
     from local.sagemaker.server import EmulatorServer
+
+    patch_moto()  # as the local cloud does: alarms keep a history (the post-deployment watch reads it)
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
@@ -78,6 +81,7 @@ def local_cloud(monkeypatch):
         "TERMINATION_WAIT_SECONDS": "0",
         "INSTANCE_COUNT": "2",
         "CANARY_PERCENT": "50",
+        "METRIC_PUBLISH_FREQUENCY_SECONDS": "10",  # as samconfig [local]: SageMaker's default is 60 s (row 13)
     }.items():
         monkeypatch.setenv(key, value)
     reset_clients()
