@@ -1,4 +1,4 @@
-"""Run the scenarios of DESIGN.md against a deployed Guardrail (the local cloud or AWS) and check each one.
+"""Run the scenarios of the scenario table (README.md "Demo", `local/scenarios.py`) against a deployed Guardrail (the local cloud or AWS) and check each one.
 
 `Target` says where (bucket, state machine, endpoint, how to make clients); `run_scenario` stages and
 triggers one scenario, sends traffic while it runs, waits for the execution, then checks the outcome, the
@@ -31,6 +31,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
+def aws_client(profile: str | None = None, region: str | None = None) -> Callable[[str], Any]:
+    """`client(service)` for AWS through the usual chain, with a named profile and region as the AWS CLI's."""
+    if profile is None and region is None:
+        return boto3.client
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    return session.client
+
+
 class DemoError(RuntimeError):
     """The demo cannot run (no models, no local cloud, stack outputs missing...)."""
 
@@ -59,10 +67,12 @@ class Target(BaseModel):
     topic_arn: str | None = None
     alert_queue_url: str | None = None
     env: dict[str, str] | None = None  # local cloud variables; None: AWS through the default chain
+    aws_profile: str | None = None  # with env None: the named profile and region (`--profile`, `--region`)
+    aws_region: str | None = None
 
     def client(self, service: str) -> Any:
         if self.env is None:
-            return boto3.client(service)
+            return aws_client(self.aws_profile, self.aws_region)(service)
         from local.env import client
 
         return client(service, self.env)
@@ -93,11 +103,12 @@ class Target(BaseModel):
         return cls.from_outputs(state.outputs, state.state_machines, state.env, state.alert_queue_url)
 
     @classmethod
-    def aws(cls, stack_name: str) -> Target:
-        """A stack deployed with `sam deploy` on AWS (credentials and region from the usual chain)."""
-        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    def aws(cls, stack_name: str, profile: str | None = None, region: str | None = None) -> Target:
+        """A stack deployed with `sam deploy` on AWS (credentials and region from the usual chain, or the named
+        profile and region)."""
+        stacks = aws_client(profile, region)("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        return cls.from_outputs(outputs)
+        return cls.from_outputs(outputs).model_copy(update={"aws_profile": profile, "aws_region": region})
 
 
 # ---------------------------------------------------------------- observing
@@ -341,6 +352,8 @@ class ScenarioResult(BaseModel):
     alert_outcome: str | None = None
     endpoint_config_before: str | None = None
     endpoint_config_after: str | None = None
+    serving_before: str | None = None  # the live config's model when the scenario started (None: no endpoint)
+    setup_for: str | None = None  # run first because this selected scenario needs an endpoint (`demo --only`)
     serving_after: dict[str, int] = {}  # model -> answers to probe requests after the execution
     report: str | None = None
     problems: list[str] = []
@@ -417,8 +430,12 @@ def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> li
     if not scenario.endpoint_changes and result.endpoint_config_after != result.endpoint_config_before:
         problems.append(f"endpoint config changed {result.endpoint_config_before} -> {result.endpoint_config_after}")
     if scenario.serves_after:
-        wanted = scenarios.model_name(scenario.serves_after)
-        if set(result.serving_after) != {wanted}:
+        # An endpoint-changing scenario serves its own model; any other leaves the model that served before it
+        # (the table's `serves_after` when the whole table ran in order; whatever ran before in a subset).
+        wanted = scenarios.model_name(scenario.serves_after) if scenario.endpoint_changes else result.serving_before
+        if wanted is None and result.serving_after:
+            problems.append(f"serving {result.serving_after} afterwards (expected no endpoint, as before)")
+        elif wanted is not None and set(result.serving_after) != {wanted}:
             problems.append(f"serving {result.serving_after or 'nothing'} afterwards (expected only {wanted})")
     return problems
 
@@ -433,6 +450,7 @@ def run_scenario(
     started = time.monotonic()
     since = datetime.now(UTC)
     result.endpoint_config_before = endpoint_view(sm, target.endpoint_name).config
+    result.serving_before = serving_model(sm, target.endpoint_name)
     key, arn = _trigger(target, scenario, models_dir)
     with Traffic(target, data, scenario.traffic_rps) as traffic:
         arn = arn or find_execution(sfn, target.state_machine_arn, key, since, timeout=30)
@@ -485,14 +503,31 @@ def run_scenario(
     return result
 
 
+def plan(selected: list[Scenario], has_endpoint: bool) -> list[tuple[Scenario, str | None]]:
+    """The scenarios to run in table order, each with what it needs first: `first-deployment` (marked as the
+    setup of the scenario that needs it) before a scenario that needs an endpoint when there is none yet."""
+    ordered = sorted(selected, key=scenarios.SCENARIOS.index)
+    steps: list[tuple[Scenario, str | None]] = []
+    first = scenarios.BY_KEY["first-deployment"]
+    for scenario in ordered:
+        if scenario.needs_endpoint and not has_endpoint:
+            steps.append((first, scenario.key))
+            has_endpoint = True
+        steps.append((scenario, None))
+        has_endpoint = has_endpoint or scenario.endpoint_changes
+    return steps
+
+
 def run_all(
     target: Target, models_dir: Path, selected: list[Scenario] | None = None,
     on_tick: Callable[[Snapshot], None] | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
     alerts: Any = None,
 ) -> Iterator[ScenarioResult]:
     data = holdout(models_dir)
-    for scenario in selected or list(scenarios.SCENARIOS):
+    has_endpoint = endpoint_view(target.client("sagemaker"), target.endpoint_name).status is not None
+    for scenario, setup_for in plan(selected or list(scenarios.SCENARIOS), has_endpoint):
         result = run_scenario(target, scenario, models_dir, data, on_tick=on_tick, alerts=alerts)
+        result.setup_for = setup_for
         if on_result is not None:
             on_result(result)
         yield result
@@ -531,16 +566,20 @@ class LiveView:
     """The demo's live screen: scenario table, current execution, endpoint, traffic, alarms, alerts."""
 
     def __init__(self, selected: list[Scenario]) -> None:
-        self.selected = selected
+        self.selected = list(selected)
         self.results: dict[str, ScenarioResult] = {}
         self.snapshot: Snapshot | None = None
         self.alerts: list[str] = []
 
     def tick(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        if snapshot.scenario not in {s.key for s in self.selected}:  # a setup step starting
+            self.selected.insert(len(self.results), scenarios.BY_KEY[snapshot.scenario])
 
     def done(self, result: ScenarioResult) -> None:
         self.results[result.key] = result
+        if result.key not in {s.key for s in self.selected}:  # a setup step: shown where it ran
+            self.selected.insert(len(self.results) - 1, scenarios.BY_KEY[result.key])
         if result.alert_subject:
             self.alerts.append(f"{result.alert_outcome}: {result.alert_subject}")
 
@@ -595,7 +634,8 @@ def summary_table(results: list[ScenarioResult]) -> Any:
         table.add_column(column)
     for r in results:
         verdict = "[green]ok[/green]" if r.ok else "[red]" + "; ".join(r.problems) + "[/red]"
-        table.add_row(r.key, r.expected, r.actual or "—", f"{r.seconds:.1f}s", verdict)
+        name = r.key + (f" (setup for {r.setup_for})" if r.setup_for else "")
+        table.add_row(name, r.expected, r.actual or "—", f"{r.seconds:.1f}s", verdict)
     return table
 
 
@@ -628,9 +668,11 @@ def write_index(reports_dir: Path, results: list[ScenarioResult]) -> Path:
 def run_demo(
     models_dir: Path = Path("artifacts/models"), reports_dir: Path = Path("reports"),
     workdir: Path = Path(".guardrail/demo"), only: list[str] | None = None, train: bool = True,
-    trials: int | None = None, console: Any = None,
+    trials: int | None = None, console: Any = None, target: Target | None = None,
 ) -> int:
-    """`guardrail demo`: returns the exit code (1 when any scenario's outcome differs from the table)."""
+    """`guardrail demo`: returns the exit code (1 when any scenario's outcome differs from the table).
+
+    With `target` (`guardrail demo --attach`), runs on that deployed Guardrail instead of starting a local cloud."""
     from rich.console import Console
     from rich.live import Live
 
@@ -642,20 +684,27 @@ def run_demo(
     selected = [scenarios.get(k) for k in only] if only else list(scenarios.SCENARIOS)
     selected.sort(key=lambda s: scenarios.SCENARIOS.index(s))
     models_dir, reports_dir = Path(models_dir).resolve(), Path(reports_dir)
+    from rich.markup import escape
+
+    cloud: Any = None
     try:
         ensure_models(models_dir, train, trials, console)
-        console.print("local cloud: starting (moto, SageMaker emulator, alarm evaluator, Lambda runtime)…")
-        t0 = time.monotonic()
-        cloud = LocalCloud.spawn(workdir)
+        if target is None:
+            console.print("local cloud: starting (moto, SageMaker emulator, alarm evaluator, Lambda runtime)…")
+            t0 = time.monotonic()
+            cloud = LocalCloud.spawn(workdir)
     except (DemoError, RuntimeError, TimeoutError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
     results: list[ScenarioResult] = []
     try:
-        assert cloud.state is not None
-        target = Target.from_outputs(cloud.outputs, cloud.state.state_machines, cloud.env, cloud.state.alert_queue_url)
-        console.print(f"local cloud: ready in {time.monotonic() - t0:.1f}s, stack deployed "
-                      f"(bucket {target.bucket}, endpoint {target.endpoint_name})")
+        if cloud is not None:
+            assert cloud.state is not None
+            target = Target.from_outputs(cloud.outputs, cloud.state.state_machines, cloud.env,
+                                         cloud.state.alert_queue_url)
+            console.print(f"local cloud: ready in {time.monotonic() - t0:.1f}s, stack deployed "
+                          f"(bucket {target.bucket}, endpoint {target.endpoint_name})")
+        assert target is not None
         alerts = AlertStream(target.env or {}, target.alert_queue_url)
         view = LiveView(selected)
         with Live(view, console=console, refresh_per_second=4, transient=False):
@@ -670,12 +719,14 @@ def run_demo(
         index = write_index(reports_dir, results)
         console.print(f"\nreports: {len(results)} written in {time.monotonic() - t_reports:.1f}s")
     finally:
-        cloud.stop()
+        if cloud is not None:
+            cloud.stop()
     console.print(summary_table(results))
     console.print(f"reports: {index}")
     failed = [r.key for r in results if not r.ok]
     if failed:
-        console.print(f"[red]{len(failed)} scenario(s) differ from DESIGN.md: {', '.join(failed)}[/red]")
+        console.print(f"[red]{len(failed)} scenario(s) differ from the scenario table (README.md \"Demo\", "
+                      f"local/scenarios.py): {', '.join(failed)}[/red]")
         return 1
     console.print(f"[green]all {len(results)} scenarios as expected[/green]")
     return 0

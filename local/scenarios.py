@@ -1,8 +1,11 @@
-"""The scenario table of DESIGN.md: what each scenario uploads, how it is triggered, what must happen.
+"""The scenario table (README.md "Demo"): what each scenario uploads, how it is triggered, what must happen.
 
-The scenarios run in this order against one endpoint (each starts from where the previous one left it):
+The whole table runs in this order against one endpoint (each starts from where the previous one left it):
 the first deployment creates the endpoint, the update replaces it, the rollback scenarios must leave the
-update's model serving, the shadow promote replaces it again, and the rest must not touch it.
+update's model serving, the shadow promote replaces it again, and the rest must not touch it. A subset
+(`guardrail demo --only ...`) is checked against what ran before it: a scenario that does not change the
+endpoint must leave the model that served before it serving, and one that `needs_endpoint` (an update, a
+rollback, a shadow test) gets `first-deployment` run before it when there is no endpoint yet.
 Staging and triggering go through boto3 only, so they work on the local cloud and on AWS alike.
 """
 
@@ -30,7 +33,7 @@ class Scenario(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     key: str  # events/<key>.json
-    row: str  # the row of DESIGN.md's scenario table
+    row: str  # the row of the design's scenario table (README.md "Demo")
     title: str
     model: str | None  # artifacts/models/<model>/ staged beside the upload (None: nothing to stage)
     version: str
@@ -40,8 +43,11 @@ class Scenario(BaseModel):
     expected: str  # outcome (functions.models.Outcome)
     expected_error: str | None = None  # Step Functions error name behind a FAILED
     alarm: Literal["error", "latency"] | None = None  # the guardrail alarm that must fire
-    serves_after: str | None = None  # version whose model must serve afterwards (None: no endpoint needed)
+    # version whose model serves afterwards when the whole table ran in order (None: no endpoint needed); checked
+    # as such for a scenario that changes the endpoint, else the model that served before must still serve
+    serves_after: str | None = None
     endpoint_changes: bool = False  # whether the endpoint's config may change
+    needs_endpoint: bool = False  # an endpoint must be in service first (an update, a rollback, a shadow test)
     traffic_rps: float = Field(default=0.0, ge=0)  # requests per second sent while the execution runs
     timeout_seconds: float = 90.0
 
@@ -81,12 +87,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         key="successful-update", row="successful update", title="Canary update to tuned XGBoost #2",
         model="xgb-runnerup", version="v2", deployment=CANARY,
-        expected="DEPLOYED", serves_after="v2", endpoint_changes=True, traffic_rps=20,
+        expected="DEPLOYED", serves_after="v2", endpoint_changes=True, needs_endpoint=True, traffic_rps=20,
     ),
     Scenario(
         key="incompatible-model", row="incompatible model", title="Incompatible artifact: 5XX alarm, rollback",
         model="incompatible", version="v3", deployment=CANARY_NO_PREFLIGHT,
-        expected="ROLLED_BACK", alarm="error", serves_after="v2", traffic_rps=20,
+        expected="ROLLED_BACK", alarm="error", serves_after="v2", needs_endpoint=True, traffic_rps=20,
     ),
     Scenario(
         # The runner-up's evaluation.json with its xgboost-model cut in half: the container could not load it
@@ -100,19 +106,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         key="slow-model", row="slow model", title="Slow model: latency alarm, rollback",
         model="slow", version="v4", deployment=LINEAR,
-        expected="ROLLED_BACK", alarm="latency", serves_after="v2", traffic_rps=20,
+        expected="ROLLED_BACK", alarm="latency", serves_after="v2", needs_endpoint=True, traffic_rps=20,
     ),
     Scenario(
         key="shadow-promote", row="shadow promote", title="Shadow test of a better model: promoted",
         model="xgb-best", version="v5", deployment=SHADOW,
-        expected="PROMOTED", serves_after="v5", endpoint_changes=True, traffic_rps=40,
+        expected="PROMOTED", serves_after="v5", endpoint_changes=True, needs_endpoint=True, traffic_rps=40,
     ),
     Scenario(
         # The slow model: it passes the quality gate (its AUC is within the allowed drop from production's,
         # which an erroring or clearly worse model's is not), then fails the shadow test on latency.
         key="shadow-reject", row="shadow reject", title="Shadow test of a slow model: removed",
         model="slow", version="v6", deployment=SHADOW,
-        expected="SHADOW_REJECTED", serves_after="v5", traffic_rps=40,
+        expected="SHADOW_REJECTED", serves_after="v5", needs_endpoint=True, traffic_rps=40,
     ),
     Scenario(
         key="quality-gate-below-threshold", row="quality gate", title="Quality gate: AUC below threshold",
