@@ -405,6 +405,12 @@ def replay(event: Path, workdir: Path, aws: bool, stack_name: str, profile: str 
     machine = state_machine_arn or target.state_machine_arn
     scenario = scenarios.BY_KEY.get(event.stem)
     rps = traffic_rps if traffic_rps is not None else (scenario.traffic_rps if scenario else 0.0)
+    if scenario is not None and scenario.needs_endpoint:
+        from local.demo import endpoint_view
+
+        if endpoint_view(target.client("sagemaker"), target.endpoint_name).status is None:
+            raise CliError(f"{scenario.key} needs endpoint {target.endpoint_name} in service (it updates it) and there "
+                           f"is none yet: `guardrail replay events/first-deployment.json` first")
     data = holdout(models) if rps > 0 and not no_wait else None  # fails before anything is uploaded
     # The saved events carry a placeholder bucket: point them at the stack's.
     if isinstance(detail.get("bucket"), dict):
