@@ -41,7 +41,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "QualityGate": (m.QualityGateInput, (m.GateResult,)),
     "PreFlight": (m.PreFlightInput, (m.PreFlightResult,)),
     "CreateModel": (m.CreateModelInput, (m.CreatedResource,)),
-    "CreateEndpointConfig": (m.CreateEndpointConfigInput, (m.CreatedResource,)),
+    "CreateEndpointConfig": (m.CreateEndpointConfigInput, (m.EndpointConfigResource,)),
     "EnsureAlarms": (m.EnsureAlarmsInput, (m.AlarmsState,)),
     "Deploy": (m.DeployInput, (m.DeploymentState,)),
     "CheckDeployment": (m.CheckDeploymentInput, (m.DeploymentState, m.WatchState)),

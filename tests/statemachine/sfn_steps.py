@@ -184,7 +184,7 @@ def base_script(shadow_enabled: bool = False) -> dict[str, Step | list[Step]]:
         "QualityGate": GATE,
         "PreFlight": PREFLIGHT,
         "CreateModel": created(),
-        "CreateEndpointConfig": created(),
+        "CreateEndpointConfig": created() | {"variant": "AllTraffic"},
         "EnsureAlarms": ALARMS,
         "Deploy": deployment("IN_PROGRESS"),
         "CheckDeployment": [
