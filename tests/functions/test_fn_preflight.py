@@ -209,3 +209,16 @@ def test_the_loader_child_gets_no_credentials_and_cannot_read_the_parents(s3, mo
     import ctypes
 
     assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE
+
+
+def test_a_link_member_is_rejected_before_anything_is_extracted(s3) -> None:
+    booster = _train()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    upload = _upload(s3, _tar({"xgboost-model": booster_bytes(booster)}), _evaluation(booster))
+    s3.put_object(Bucket=BUCKET, Key=upload.key, Body=buffer.getvalue())
+    link = upload.model_copy(update={"version_id": s3.head_object(Bucket=BUCKET, Key=upload.key)["VersionId"]})
+    assert "member 'xgboost-model' is not a regular file (link or device)" in _rejected(link)
