@@ -14,6 +14,7 @@ STATE_MODELS = {
     "acquire_lock": m.AcquireLockInput,
     "release_lock": m.ReleaseLockInput,
     "quality_gate": m.QualityGateInput,
+    "preflight": m.PreFlightInput,
     "create_model": m.CreateModelInput,
     "create_endpoint_config": m.CreateEndpointConfigInput,
     "ensure_alarms": m.EnsureAlarmsInput,
