@@ -622,7 +622,9 @@ class LiveView:
             )
             parts.append(Panel(body, title=f"now: {snap.scenario}", border_style="cyan"))
         if self.alerts:
-            parts.append(Panel("\n".join(self.alerts[-6:]), title="SNS alerts", border_style="magenta"))
+            from rich.markup import escape
+
+            parts.append(Panel(escape("\n".join(self.alerts[-6:])), title="SNS alerts", border_style="magenta"))
         return Group(*parts)
 
 
@@ -633,7 +635,9 @@ def summary_table(results: list[ScenarioResult]) -> Any:
     for column in ("scenario", "expected", "actual", "time", "result"):
         table.add_column(column)
     for r in results:
-        verdict = "[green]ok[/green]" if r.ok else "[red]" + "; ".join(r.problems) + "[/red]"
+        from rich.markup import escape
+
+        verdict = "[green]ok[/green]" if r.ok else "[red]" + escape("; ".join(r.problems)) + "[/red]"
         name = r.key + (f" (setup for {r.setup_for})" if r.setup_for else "")
         table.add_row(name, r.expected, r.actual or "—", f"{r.seconds:.1f}s", verdict)
     return table
