@@ -20,7 +20,15 @@ _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 State = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
 
+def parse_extended_statistic_safe(name: str | None) -> object | None:
+    from local.alarms.semantics import parse_extended_statistic
+
+    return parse_extended_statistic(name) if name else None
+
+
 class Dimension(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     name: str = Field(alias="Name")
     value: str = Field(alias="Value")
 
@@ -92,15 +100,69 @@ class AlarmDefinition(BaseModel):
         return parse_extended_statistic(self.extended_statistic) if self.extended_statistic else None
 
     @property
+    def effective_period(self) -> int:
+        """Period, or for a metric-math alarm the period of its metrics."""
+        if self.metrics:
+            from local.alarms.math import alarm_period, parse_queries
+
+            return alarm_period(parse_queries(self.metrics))
+        return int(self.period or 60)
+
+    def metric_definitions(self) -> dict[str, AlarmDefinition]:
+        """A metric-math alarm's MetricStat queries, each as a single-metric definition a reader can fetch."""
+        from local.alarms.math import parse_queries
+
+        out: dict[str, AlarmDefinition] = {}
+        for q in parse_queries(self.metrics):
+            if q.expression is not None:
+                continue
+            extended = q.stat if q.stat not in BASIC_STATISTICS else None
+            out[q.id] = self.model_copy(
+                update={
+                    "metrics": [],
+                    "namespace": q.namespace,
+                    "metric_name": q.metric_name,
+                    "dimensions": [Dimension(Name=n, Value=v) for n, v in q.dimensions],
+                    "period": q.period,
+                    "unit": q.unit,
+                    "statistic": None if extended else q.stat,
+                    "extended_statistic": extended,
+                }
+            )
+        return out
+
+    @property
     def dimension_key(self) -> frozenset[tuple[str, str]]:
         return frozenset((d.name, d.value) for d in self.dimensions)
 
     def unsupported_reason(self) -> str | None:
         """Why this evaluator cannot evaluate the alarm, or None when it can."""
-        if self.metrics:
-            return "alarms on metric math (Metrics) are not supported by the local evaluator"
         if self.comparison_operator not in THRESHOLD_OPERATORS:
             return f"comparison operator {self.comparison_operator} (anomaly detection) is not supported"
+        if self.metrics:  # metric math (local/alarms/math.py)
+            from local.alarms.math import MathError, parse_queries
+
+            try:
+                queries = parse_queries(self.metrics)
+            except (MathError, KeyError, TypeError, ValueError) as exc:
+                return f"metric math: {exc}"
+            for q in queries:
+                if q.expression is None and not q.stat:
+                    return f"metric math: query {q.id} has no Stat"
+                if (
+                    q.expression is None
+                    and q.stat not in BASIC_STATISTICS
+                    and parse_extended_statistic_safe(q.stat) is None
+                ):
+                    return f"metric math: statistic {q.stat!r} of {q.id} is not supported"
+            if self.threshold is None:
+                return "alarm has no Threshold"
+            period = self.effective_period
+            if period not in (10, 20, 30) and period % 60:
+                return f"period {period} is not 10, 20, 30 or a multiple of 60"
+            if self.m > self.evaluation_periods:
+                return "DatapointsToAlarm is greater than EvaluationPeriods"
+            return None
         if not (self.namespace and self.metric_name and self.period):
             return "alarm has no Namespace/MetricName/Period"
         if self.threshold is None:

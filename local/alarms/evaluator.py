@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
 from local.alarms.definition import AlarmDefinition
+from local.alarms.math import MathError, parse_queries, returned_series
 from local.alarms.metrics import ApiMetricReader, BackendMetricIndex
 from local.alarms.moto_patches import patch_moto, record
 from local.alarms.notify import actions_for, alarm_message, publish
@@ -149,7 +150,7 @@ class AlarmEvaluator:
                 refreshed.add(id(backend))
             try:
                 transition = self._evaluate(alarm, t, backend)
-            except NotImplementedError as exc:
+            except (NotImplementedError, MathError) as exc:
                 self._tell_once(alarm.name, str(exc))
                 continue
             except ClientError as exc:  # e.g. deleted between DescribeAlarms and SetAlarmState
@@ -161,6 +162,8 @@ class AlarmEvaluator:
         return made
 
     def _range(self, alarm: AlarmDefinition, t: float, backend: Any) -> list[tuple[float, Datapoint | None]]:
+        if alarm.metrics:
+            return self._math_range(alarm, t, backend)
         period = int(alarm.period or 60)
         starts = period_starts(t, period, alarm.evaluation_periods + EXTRA_RANGE_PERIODS)
         reader = self._index if backend is not None else self._api
@@ -171,6 +174,33 @@ class AlarmEvaluator:
             if open_point[1] is not None:
                 points.append(open_point)
         return points
+
+    def _math_range(
+        self, alarm: AlarmDefinition, t: float, backend: Any
+    ) -> list[tuple[float, Datapoint | None]]:
+        """A metric-math alarm's evaluation range: each MetricStat read per period like a single-metric alarm,
+        then the ReturnData expression per period (local/alarms/math.py). The open high-resolution period is
+        included when any of its metrics already has data there, as for single-metric alarms."""
+        period = alarm.effective_period
+        grid = period_starts(t, period, alarm.evaluation_periods + EXTRA_RANGE_PERIODS)
+        open_start = math.floor(t / period) * period
+        partial = self.evaluate_partial_period and period < 60
+        reader = self._index if backend is not None else self._api
+        series: dict[str, dict[float, float]] = {}
+        counts: dict[float, float] = {}
+        open_has_data = False
+        for qid, single in alarm.metric_definitions().items():
+            points = reader.datapoints(single, grid + ([open_start] if partial else []))
+            series[qid] = {s: dp.value for s, dp in points if dp is not None}
+            for s, dp in points:
+                if dp is not None:
+                    counts[s] = max(counts.get(s, 0.0), dp.sample_count)
+                    open_has_data = open_has_data or (partial and s == open_start)
+        full = grid + ([open_start] if open_has_data else [])
+        values = returned_series(parse_queries(alarm.metrics), series, full)
+        return [
+            (s, Datapoint(s, values[s], counts.get(s, float("nan"))) if s in values else None) for s in full
+        ]
 
     def _evaluate(self, alarm: AlarmDefinition, t: float, backend: Any) -> Transition | None:
         # moto without patch_moto() creates alarms in OK; on AWS they start INSUFFICIENT_DATA

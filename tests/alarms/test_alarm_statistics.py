@@ -144,7 +144,9 @@ def test_out_of_process_reader_uses_get_metric_data(cw, evaluator, uid, monkeypa
     assert state(cw, f"{uid}-a") == "OK"
 
 
-def test_metric_math_alarms_are_skipped_with_a_clear_log(cw, evaluator, uid, caplog):
+def test_metric_math_alarms_are_evaluated(cw, evaluator, uid, caplog):
+    """Metric math is evaluated (tests/alarms/test_alarm_metric_math.py has the semantics)."""
+    put(cw, "Invocations", dims(uid), [(1, 1.0)])
     cw.put_metric_alarm(
         AlarmName=f"{uid}-math",
         EvaluationPeriods=1,
@@ -169,8 +171,8 @@ def test_metric_math_alarms_are_skipped_with_a_clear_log(cw, evaluator, uid, cap
     )
     with caplog.at_level(logging.WARNING, logger="local.alarms.evaluator"):
         evaluator.evaluate_once(now=T0_EPOCH + 60)
-    assert any("metric math" in r.getMessage() and f"{uid}-math" in r.getMessage() for r in caplog.records)
-    assert state(cw, f"{uid}-math") == "INSUFFICIENT_DATA"
+    assert not any(f"{uid}-math" in r.getMessage() for r in caplog.records)
+    assert state(cw, f"{uid}-math") == "ALARM"  # Sum 1.0 * 2 > 1
 
 
 def test_percentile_is_nearest_rank():
