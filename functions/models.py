@@ -232,10 +232,24 @@ class LockState(_Out):
     lock_key: str  # lock#<endpoint>
     idempotency_key: str
     expires_at: int  # epoch seconds (DynamoDB TTL)
+    taken_over_from: str | None = None  # the ended execution whose lock this one took (issue 12)
+    takeover_reason: str | None = None
 
 
 class AcquireLockInput(UploadInput):
-    pass
+    execution_arn: str | None = None  # $$.Execution.Id: recorded in the lock, so a dead holder can be told apart
+
+    @model_validator(mode="before")
+    @classmethod
+    def _execution_arn(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("execution_arn"):
+            return data
+        execution = data.get("execution")
+        if isinstance(execution, dict) and isinstance(execution.get("Id"), str):
+            return {**data, "execution_arn": execution["Id"]}
+        if isinstance(execution, str) and execution.startswith("arn:"):
+            return {**data, "execution_arn": execution}
+        return data
 
 
 class ReleaseLockInput(_In):
@@ -587,5 +601,6 @@ class NotificationPayload(_Out):
 class NotifyOutput(_Out):
     message_id: str
     outcome: str
+    duplicate: bool = False  # already published for this execution and outcome (a retried invocation)
     subject: str
     payload: NotificationPayload

@@ -10,6 +10,8 @@ notifier swallows, together with the delivery to every rule after it). The bridg
   stops the others (delivery is asynchronous on AWS).
 - `rate(...)` schedules fire: a "Scheduled Event" to the rule's targets every period (moto never
   fires them); `cron(...)` is not supported and is logged once.
+- Step Functions "Execution Status Change" events (moto never emits them) go to the default bus's rules on
+  each tick (local/sfn_events.py), so a rule on ABORTED / TIMED_OUT / FAILED executions runs locally.
 Also: moto's GetBucketNotificationConfiguration omits EventBridgeConfiguration; the bridge adds it.
 """
 
@@ -151,6 +153,9 @@ class EventBridgeDelivery:
         self._scheduler: threading.Thread | None = None
         self._next_fire: dict[str, float] = {}  # rule ARN -> monotonic time
         self._unsupported: set[str] = set()
+        from local.sfn_events import ExecutionStatusEvents
+
+        self.status_events = ExecutionStatusEvents()
 
     def _client(self, service: str) -> Any:
         with self._lock:
@@ -221,6 +226,10 @@ class EventBridgeDelivery:
                 self.fire_due_schedules(time.monotonic())
             except Exception:
                 log.exception("schedules: tick failed")
+            try:
+                self.status_events.emit()
+            except Exception:
+                log.exception("execution status events: tick failed")
 
     def fire_due_schedules(self, now: float) -> list[str]:
         """Fire every enabled `rate(...)` rule whose period has passed; returns the rules fired."""

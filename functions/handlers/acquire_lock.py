@@ -14,7 +14,7 @@ load_settings(required=("table_name",))
 def _run(doc: AcquireLockInput) -> LockState:
     if not doc.execution:
         raise InvalidInput("acquire_lock needs the execution name at `execution` ($$.Execution.Name)")
-    return acquire_lock(doc.upload, doc.execution, load_settings())
+    return acquire_lock(doc.upload, doc.execution, load_settings(), execution_arn=doc.execution_arn)
 
 
 handler = step_handler("acquire_lock", AcquireLockInput, _run)

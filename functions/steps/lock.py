@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
-from functions.adapters import dynamodb
+from functions.adapters import dynamodb, stepfunctions
 from functions.config import Settings
-from functions.errors import EndpointLocked
+from functions.errors import EndpointLocked, GuardrailError
 from functions.models import LockState, ReleaseLockInput, ReleaseLockOutput, Upload
 
 # Lambda retries (EndpointNotReady backs off up to ~6 min), the data check (<= 300 s), notify, release: slack
@@ -31,7 +32,9 @@ def lock_ttl_seconds(upload: Upload, settings: Settings) -> int:
 
     Derived rather than renewed at every poll: renewing would give DynamoDB writes to the polling functions and
     still expire if a renewal failed; the cost of deriving is that an execution that dies without ReleaseLock
-    (States.Runtime, aws-audit #15) holds the endpoint until this bound."""
+    (States.Runtime, aws-audit #15) would hold the endpoint until this bound; the lock records the holder's
+    execution ARN, so a holder whose execution has ended (DescribeExecution not RUNNING) is taken over at once,
+    and the ExecutionEnded rule releases it as soon as the execution ends (issue 12)."""
     from functions.steps.deploy import build_deployment_config
 
     polls = settings.max_poll_attempts * settings.poll_interval_seconds
@@ -63,28 +66,55 @@ def lock_key(endpoint: str) -> str:
     return f"lock#{endpoint}"
 
 
-def acquire_lock(upload: Upload, owner: str, settings: Settings, now: float | None = None) -> LockState:
+def _ended_holder(holder: dict[str, Any]) -> str | None:
+    """Why the lock's holder can no longer release it (its execution ended: ABORTED, TIMED_OUT, FAILED... or is
+    gone), or None while it runs or cannot be asked (a lock without an ARN keeps its TTL, as before issue 12)."""
+    arn = str(holder.get("execution_arn") or "")
+    if not arn:
+        return None
+    try:
+        status = stepfunctions.execution_status(arn)
+    except GuardrailError:  # cannot tell (no access, throttled past retries): treat as running, never steal
+        return None
+    if status == "RUNNING":
+        return None
+    return f"execution {holder.get('execution_name', '?')} is {status or 'gone'}"
+
+
+def acquire_lock(
+    upload: Upload,
+    owner: str,
+    settings: Settings,
+    now: float | None = None,
+    execution_arn: str | None = None,
+) -> LockState:
     table = settings.table_name or ""
     now_s = int(now if now is not None else time.time())
     key = lock_key(upload.endpoint_name)
     expires = now_s + lock_ttl_seconds(upload, settings)
-    taken = dynamodb.put_if(
-        table,
-        {
-            "pk": key,
-            "execution_name": owner,
-            "expires_at": expires,
-            "idempotency_key": upload.idempotency_key,
-        },
-        _TAKE,
-        {":owner": owner, ":now": now_s},
-    )
+    item: dict[str, str | int | float] = {
+        "pk": key,
+        "execution_name": owner,
+        "expires_at": expires,
+        "idempotency_key": upload.idempotency_key,
+    }
+    if execution_arn:
+        item["execution_arn"] = execution_arn
+    taken = dynamodb.put_if(table, item, _TAKE, {":owner": owner, ":now": now_s})
+    taken_over_from = takeover_reason = None
     if not taken:
         holder = dynamodb.get(table, key) or {}
-        raise EndpointLocked(
-            f"endpoint {upload.endpoint_name} is locked by execution {holder.get('execution_name', '?')} "
-            f"(for {holder.get('idempotency_key', '?')})"
-        )
+        takeover_reason = _ended_holder(holder) if holder else None
+        # Take it only from that very holder (another execution may take it over at the same moment).
+        if takeover_reason and dynamodb.put_if(
+            table, item, "execution_name = :holder", {":holder": str(holder["execution_name"])}
+        ):
+            taken_over_from = str(holder["execution_name"])
+        else:
+            raise EndpointLocked(
+                f"endpoint {upload.endpoint_name} is locked by execution {holder.get('execution_name', '?')} "
+                f"(for {holder.get('idempotency_key', '?')})"
+            )
     first = dynamodb.put_if(
         table,
         {
@@ -113,6 +143,8 @@ def acquire_lock(upload: Upload, owner: str, settings: Settings, now: float | No
         lock_key=key,
         idempotency_key=upload.idempotency_key,
         expires_at=expires,
+        taken_over_from=taken_over_from,
+        takeover_reason=takeover_reason if taken_over_from else None,
     )
 
 

@@ -7,8 +7,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.adapters import sns
+from functions.adapters import dynamodb, sns
 from functions.config import Settings
+from functions.errors import GuardrailError
 from functions.models import NotificationPayload, NotifyInput, NotifyOutput
 
 MAX_SUBJECT = 100
@@ -152,7 +153,47 @@ def notify(doc: NotifyInput, settings: Settings, now: datetime | None = None) ->
             json.dumps(payload.model_dump(mode="json"), indent=2, sort_keys=True, default=str),
         ]
     )
+    sent = _already_sent(doc.execution, outcome, settings)
+    if sent:  # a retried invocation (the worker crashed after publishing): people were told already
+        return NotifyOutput(message_id=sent, outcome=outcome, subject=subject, payload=payload, duplicate=True)
     message_id = sns.publish(
         settings.topic_arn or "", subject, body, {"outcome": outcome, "endpoint": endpoint, "model": model}
     )
+    _record_sent(doc.execution, outcome, message_id, settings)
     return NotifyOutput(message_id=message_id, outcome=outcome, subject=subject, payload=payload)
+
+
+def sent_key(execution: str, outcome: str) -> str:
+    return f"notify#{execution}#{outcome}"
+
+
+def _already_sent(execution: str | None, outcome: str, settings: Settings) -> str | None:
+    """The message id of this execution's earlier message with this outcome (Notify is retried after a crash).
+    The record is best effort: when the table cannot be read, publish (twice is better than never)."""
+    if not (execution and settings.table_name):
+        return None
+    try:
+        item = dynamodb.get(settings.table_name, sent_key(execution, outcome))
+    except GuardrailError:
+        return None
+    return str(item["message_id"]) if item and item.get("message_id") else None
+
+
+def _record_sent(execution: str | None, outcome: str, message_id: str, settings: Settings) -> None:
+    if not (execution and settings.table_name):
+        return
+    try:
+        dynamodb.put_if(
+            settings.table_name,
+            {
+                "pk": sent_key(execution, outcome),
+                "execution_name": execution,
+                "outcome": outcome,
+                "message_id": message_id,
+                "expires_at": int(datetime.now(UTC).timestamp()) + settings.idempotency_ttl_seconds,
+            },
+            "attribute_not_exists(pk) OR execution_name = :owner",  # DynamoDB refuses empty value maps
+            {":owner": execution},
+        )
+    except GuardrailError:
+        pass  # already published; a missing record only risks a duplicate on a retry
