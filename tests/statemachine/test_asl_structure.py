@@ -64,6 +64,9 @@ def test_every_path_ends_through_release_lock():
     assert {n for n, s in STATES.items() if set(targets(s)) & set(terminals)} == {"Finish"}
 
 
+SHADOW_RUNNING = ("StartShadowTest", "CheckShadowTest", "ConcludeShadowTest")
+
+
 def test_lambda_tasks_retry_service_errors_and_catch_everything():
     for name, state in lambda_tasks().items():
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
@@ -75,6 +78,10 @@ def test_lambda_tasks_retry_service_errors_and_catch_everything():
         assert all(c["ResultPath"].startswith("$.") for c in catches), name
         if name == "CheckData":  # a failed data check must not turn a good deployment into FAILED
             assert catches[-1]["Next"] == "Deployed" and catches[-1]["ResultPath"] == "$.data_check_error"
+        elif name in SHADOW_RUNNING:  # the experiment may be running: stop it before FAILED (audit row 8)
+            assert catches[-1]["Next"] == "AbortShadowTest" and catches[-1]["ResultPath"] == "$.error", name
+        elif name == "AbortShadowTest":  # keeps the original $.error
+            assert catches[-1]["Next"] == "Failed" and catches[-1]["ResultPath"] == "$.shadow_abort_error"
         elif name not in ("Notify", "ReleaseLock"):
             assert catches[-1]["Next"] == "Failed" and catches[-1]["ResultPath"] == "$.error", name
         if name not in ("Notify", "ReleaseLock"):
@@ -98,6 +105,7 @@ def test_each_step_result_is_stored_at_its_contract_key():
         "CheckDeployment": "$.deployment",
         "CheckAlarmsAfterWatch": "$.watch",
         "Rollback": "$.watch",
+        "AbortShadowTest": "$.shadow_abort",
         "CheckData": "$.data_check",
         "Notify": "$.notification",
         "ReleaseLock": "$.release",
