@@ -334,6 +334,8 @@ class CreatedResource(_Out):
 
 class EndpointConfigResource(CreatedResource):
     variant: str  # its production variant name: the live endpoint's (blue/green updates keep one name)
+    # the config the endpoint served when this one was made (the old fleet of the update; None: no endpoint)
+    live_config: str | None = None
 
 
 class CreateModelInput(UploadInput):
@@ -348,6 +350,8 @@ class AlarmsState(_Out):
     error_alarm: str
     latency_alarm: str
     verdict_alarm: str | None = None  # on Guardrail/CanaryVerdict Regression, set by check_deployment
+    # metric math: the new fleet's Invocation4XXErrors rate minus the old fleet's (issue 11 §2)
+    client_error_alarm: str | None = None
     names: list[str]  # AutoRollbackConfiguration: scoped to the new fleet (EndpointConfigName)
     # The post-deployment watch's alarms on {EndpointName, VariantName} (aws-audit #11): after the shift only the
     # new fleet serves the variant; never rollback alarms (during the update they also see the old fleet).

@@ -13,6 +13,9 @@ handler = step_handler(
     "ensure_alarms",
     EnsureAlarmsInput,
     lambda doc: ensure_alarms(
-        doc.upload, load_settings(), doc.endpoint_config.variant if doc.endpoint_config else None
+        doc.upload,
+        load_settings(),
+        doc.endpoint_config.variant if doc.endpoint_config else None,
+        doc.endpoint_config.live_config if doc.endpoint_config else None,
     ),
 )

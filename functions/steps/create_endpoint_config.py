@@ -15,15 +15,20 @@ from functions.errors import DeploymentFailed
 from functions.models import EndpointConfigResource, Upload
 
 
-def live_variant_name(endpoint: str) -> str | None:
-    """The endpoint's current production variant name, None when there is no endpoint (or no variant yet)."""
+def live_variant(endpoint: str) -> tuple[str | None, str | None]:
+    """(production variant name, serving config) of the endpoint; (None, None) when there is no endpoint."""
     described = sagemaker.describe_endpoint(endpoint) or {}
     variants = described.get("ProductionVariants") or [{}]
-    return variants[0].get("VariantName")
+    return variants[0].get("VariantName"), described.get("EndpointConfigName")
+
+
+def live_variant_name(endpoint: str) -> str | None:
+    """The endpoint's current production variant name, None when there is no endpoint (or no variant yet)."""
+    return live_variant(endpoint)[0]
 
 
 def create_endpoint_config(upload: Upload, settings: Settings) -> EndpointConfigResource:
-    live = live_variant_name(upload.endpoint_name)
+    live, live_config = live_variant(upload.endpoint_name)
     wanted = live or settings.production_variant_name
     arn, created, variant = sagemaker.create_endpoint_config(
         upload.names.endpoint_config,
@@ -46,4 +51,5 @@ def create_endpoint_config(upload: Upload, settings: Settings) -> EndpointConfig
         arn=arn,
         status="created" if created else "existed",
         variant=variant or wanted,
+        live_config=live_config if live_config != upload.names.endpoint_config else None,
     )

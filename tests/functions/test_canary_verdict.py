@@ -94,7 +94,7 @@ def test_verdict_alarm_is_put_and_verified(aws, monkeypatch) -> None:
     names = doc["upload"]["names"]
     out = AlarmsState.model_validate(handler(doc, FakeContext()))
     assert out.verdict_alarm == f"guardrail-{ENDPOINT}-{names['endpoint_config']}-verdict"
-    assert out.names == [names["error_alarm"], names["latency_alarm"], out.verdict_alarm]
+    assert out.names == [names["error_alarm"], names["latency_alarm"], out.client_error_alarm, out.verdict_alarm]
     assert out.created == out.names + out.watch_names  # + the post-deployment watch's (aws-audit #11)
     alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=[out.verdict_alarm])["MetricAlarms"][0]
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
@@ -117,7 +117,7 @@ def test_alarms_only_puts_no_verdict_alarm(aws, monkeypatch) -> None:
     monkeypatch.setenv("CANARY_VERDICT", "alarms-only")
     reset_settings()
     out = AlarmsState.model_validate(handler(load_state("ensure_alarms"), FakeContext()))
-    assert out.verdict_alarm is None and len(out.names) == 2
+    assert out.verdict_alarm is None and len(out.names) == 3  # 5XX, latency, relative 4XX (issue 11 §2)
 
 
 # --- deploy ----------------------------------------------------------------------------------------------

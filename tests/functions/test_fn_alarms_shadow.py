@@ -27,7 +27,8 @@ def test_alarms_created_scoped_to_new_fleet_and_idempotent(aws) -> None:
     doc = load_state("ensure_alarms")
     names = doc["upload"]["names"]
     first = AlarmsState.model_validate(handler(doc, FakeContext()))
-    assert first.names == [names["error_alarm"], names["latency_alarm"]] and first.existed == []
+    client_errors = f"guardrail-{ENDPOINT}-{names['endpoint_config']}-4xx-rate"  # issue 11 §2
+    assert first.names == [names["error_alarm"], names["latency_alarm"], client_errors] and first.existed == []
     assert first.created == first.names + first.watch_names  # the watch's alarms (aws-audit #11)
     alarms = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
     errors_alarm, latency_alarm = alarms[names["error_alarm"]], alarms[names["latency_alarm"]]
@@ -74,7 +75,7 @@ def test_alarm_not_found_when_describe_cannot_see_it() -> None:
     empty = {"MetricAlarms": [], "CompositeAlarms": []}
     with Stubber(cloudwatch.client()) as cw:
         cw.add_response("describe_alarms", empty)
-        for _ in range(4):  # two rollback alarms, two watch alarms
+        for _ in range(5):  # three rollback alarms (5XX, latency, relative 4XX), two watch alarms
             cw.add_response("put_metric_alarm", {})
         cw.add_response("describe_alarms", empty)
         with pytest.raises(errors.AlarmNotFound, match="not found after put_metric_alarm"):
