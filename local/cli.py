@@ -198,10 +198,10 @@ def banner(state: Any, workdir: Path, seconds: float, not_created: str | None, l
 @click.option("--sagemaker-port", type=int, default=5056, show_default=True,
               help="The SageMaker emulator's port (0: a free one).")
 @click.option("--region", default="us-east-1", show_default=True, help="Region the local cloud pretends to be.")
-@click.option("--template", type=click.Path(path_type=Path), default=None,
+@click.option("--template", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="SAM template to deploy [default: the project's template.yaml].")
 @click.option("--no-template", is_flag=True, help="Start empty, deploy nothing.")
-@click.option("--samconfig", type=click.Path(path_type=Path), default=None,
+@click.option("--samconfig", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="samconfig.toml whose [<config-env>.deploy.parameters] are used [default: the project's].")
 @click.option("--config-env", default="local", show_default=True, help="samconfig environment.")
 @click.option("--parameter", "parameters", multiple=True, metavar="KEY=VALUE",
@@ -245,7 +245,12 @@ def up(workdir: Path, moto_port: int, sagemaker_port: int, region: str, template
         click.echo(text)
         sys.stdout.flush()
 
-    cloud.foreground(on_ready=ready, parent_pid=parent_pid)
+    try:
+        cloud.foreground(on_ready=ready, parent_pid=parent_pid)
+    except Exception as exc:
+        logging.getLogger(__name__).info("the local cloud did not start", exc_info=True)  # up.log only
+        line = explain(exc) or f"{type(exc).__name__}: {exc}"
+        raise CliError(f"the local cloud did not start: {line} (the traceback is in {log_file})") from exc
     return 0
 
 

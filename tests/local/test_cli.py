@@ -280,3 +280,29 @@ def test_messages_cite_files_the_repo_has():
     assert "DESIGN.md" not in text
     for cited in ("README.md", "local/scenarios.py", "events/README.md"):
         assert (ROOT / cited).is_file()
+
+
+def test_a_cloud_that_fails_to_start_is_one_line_with_the_log(monkeypatch, tmp_path, capsys):
+    import logging
+
+    from local.cloud import LocalCloud
+
+    def fail(self, on_ready=None, parent_pid=None):
+        raise RuntimeError("stack guardrail-local is ROLLBACK_COMPLETE")
+
+    monkeypatch.setattr(LocalCloud, "foreground", fail)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        assert main(["up", "--workdir", str(tmp_path), "--moto-port", "0", "--sagemaker-port", "0"]) == 1
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        logging.captureWarnings(False)
+    line = one_line(capsys.readouterr().err)
+    assert line == (f"guardrail: the local cloud did not start: RuntimeError: stack guardrail-local is ROLLBACK_COMPLETE "
+                    f"(the traceback is in {tmp_path / 'up.log'})")
+    assert "Traceback" in (tmp_path / "up.log").read_text()
