@@ -23,7 +23,7 @@ from functions.stats.data_quality import (
 )
 from functions.stats.drift import DriftPolicy, DriftReport, DriftWindow
 from functions.stats.paired import PairedReport, compare
-from functions.stats.verdict import VariantSample, Verdict, VerdictPolicy, decide
+from functions.stats.verdict import Decision, VariantSample, Verdict, VerdictPolicy, decide
 
 Flag = Literal["DRIFT", "DATA_QUALITY"]
 
@@ -52,11 +52,15 @@ def assess(
     max_pairs: int = 50_000,
     drift_policy: DriftPolicy | None = None,
     quality_policy: DataQualityPolicy | None = None,
+    production_evaluation: ModelEvaluation | None = None,
 ) -> ShadowEvidence:
     """The verdict at one poll with everything the capture can add (all capture arguments are optional).
 
     `evaluation` (the shadow model's evaluation.json) gives the baseline for drift/data quality and the
-    decision threshold for the pairing. Capture iterables are consumed once, as streams.
+    decision threshold for the pairing; `production_evaluation` (production's) gives production's own threshold.
+    Capture iterables are consumed once, as streams. The paired (ground-truth) tests are fixed-sample tests,
+    evaluated ONCE, at the end (`final=True`): before that, with ground truth supplied, a PROMOTE is withheld
+    (CONTINUE) so that the paired look is not skipped and not repeated.
     """
     policy = policy or VerdictPolicy()
     quality = drift = None
@@ -78,6 +82,7 @@ def assess(
         paired = compare(
             production_capture, tapped(shadow_capture), ground_truth,
             threshold=threshold, max_pairs=max_pairs, alpha=policy.paired_alpha,
+            production_threshold=production_evaluation.metrics.threshold if production_evaluation else None,
         )
     elif shadow_capture is not None:
         for _ in tapped(shadow_capture):
@@ -89,6 +94,13 @@ def assess(
         paired=paired.evidence(policy) if paired is not None and final else None,
         malformed_fraction=malformed_fraction(quality) if quality is not None else None,
     )
+    if not final and ground_truth is not None and verdict.decision is Decision.PROMOTE:
+        verdict = verdict.model_copy(update={
+            "decision": Decision.CONTINUE, "action": None,
+            "blocked_by": "ground truth supplied: the paired tests are evaluated once, at the end of the test",
+            "explanation": verdict.explanation.replace("PROMOTE:", "CONTINUE (PROMOTE withheld until the paired "
+                                                       "tests' single look at the end):", 1),
+        })
     flags: list[Flag] = []
     if drift is not None and drift.drifted:
         flags.append("DRIFT")

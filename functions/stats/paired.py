@@ -66,7 +66,8 @@ class PairedReport(_Frozen):
     matched_requests: int  # requests in the (sampled) join
     pairs: int  # scored rows in the join
     sampled: bool  # True when the join was thinned to stay under max_pairs
-    threshold: float
+    threshold: float  # the shadow model's decision threshold
+    production_threshold: float | None = None  # production's own (None: the shadow's was used for both)
     agreement: float | None  # share of rows with the same predicted label
     score_difference: ScoreDifference | None
     labeled: int
@@ -77,7 +78,8 @@ class PairedReport(_Frozen):
         """Paired quality evidence for `functions.stats.verdict.decide(..., paired=...)`.
 
         Differences are production - shadow (loss of quality: higher = worse, like the other metrics).
-        These are fixed-sample tests: use them once, at the end of the test.
+        These are fixed-sample tests: use them once, at the end of the test. The accuracy CI is Tango's score
+        interval (never of zero width, unlike the Wald interval when b = c = 0).
         """
         policy = policy or VerdictPolicy()
         out: list[MetricEvidence] = []
@@ -97,10 +99,10 @@ class PairedReport(_Frozen):
             acc = self.accuracy
             b, c, n = acc.production_only_correct, acc.shadow_only_correct, self.labeled
             loss = (b - c) / n
-            se = math.sqrt(max((b + c) - (b - c) ** 2 / n, 0.0)) / n
+            lo, hi = tango_interval(b, c, n, policy.paired_alpha)
             out.append(
                 _evidence(
-                    "paired_accuracy", n, acc.production, acc.shadow, loss, loss - z * se, loss + z * se,
+                    "paired_accuracy", n, acc.production, acc.shadow, loss, lo, hi,
                     policy.accuracy_margin, acc.mid_p, policy,
                     f"accuracy {acc.shadow:.4f} vs {acc.production:.4f} (b={b}, c={c}, McNemar mid-p={acc.mid_p:.3g})",
                 )
@@ -203,6 +205,44 @@ def delong_paired(
     )
 
 
+def tango_interval(b: int, c: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Tango's (1998) score interval for a paired difference of proportions δ = (b − c) / n.
+
+    b = pairs where only the first model is right, c = only the second, n = all pairs. The score statistic
+    Z(δ) = (b − c − nδ) / sqrt(n (2 p̂21(δ) + δ(1 − δ))) uses the restricted MLE of the discordant cell, so
+    the interval stays honest at b = c = 0 (upper end z² / (n + z²)) where the Wald interval is [0, 0].
+    """
+    if n <= 0 or b < 0 or c < 0 or b + c > n:
+        raise ValueError("need 0 <= b + c <= n and n > 0")
+    z = normal_ppf(1 - alpha / 2)
+
+    def score(d: float) -> float:
+        a_, b_ = 2.0 * n, -b - c + (2.0 * n - b + c) * d
+        c_ = -c * d * (1 - d)
+        p21 = max(0.0, (-b_ + math.sqrt(max(b_ * b_ - 4 * a_ * c_, 0.0))) / (2 * a_))
+        var = n * (2 * p21 + d * (1 - d))
+        num = b - c - n * d
+        if var <= 0:
+            return math.copysign(math.inf, num) if num else 0.0
+        return num / math.sqrt(var)
+
+    est = (b - c) / n
+
+    def solve(lo: float, hi: float, target: float) -> float:
+        # score() decreases in d: find score(d) = target between lo and hi
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if score(mid) > target:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+    low = -1.0 if score(-1.0 + 1e-12) <= z else solve(-1.0 + 1e-12, est, z)
+    high = 1.0 if score(1.0 - 1e-12) >= -z else solve(est, 1.0 - 1e-12, -z)
+    return low, high
+
+
 def mcnemar(b: int, c: int) -> tuple[float, float]:
     """McNemar's exact two-sided p-value and mid-p for b and c discordant pairs."""
     n, k = b + c, min(b, c)
@@ -253,10 +293,16 @@ def compare(
     max_pairs: int = 50_000,
     seed: int = 0,
     alpha: float = 0.05,
+    production_threshold: float | None = None,
 ) -> PairedReport:
-    """Pair the variants' captured answers by inference id (shadow first: it is the smaller side)."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError("threshold must lie in (0, 1)")
+    """Pair the variants' captured answers by inference id (shadow first: it is the smaller side).
+
+    `threshold` is the shadow model's decision threshold, `production_threshold` production's own (each model's
+    labels, accuracy and agreement at its own threshold; None = the shadow's for both).
+    """
+    for t in (threshold, production_threshold if production_threshold is not None else threshold):
+        if not 0.0 < t < 1.0:
+            raise ValueError("threshold must lie in (0, 1)")
     if max_pairs < 1:
         raise ValueError("max_pairs must be positive")
     sample = _CoordinatedSample(max_pairs, seed)
@@ -281,15 +327,17 @@ def compare(
         for key, (ps, ss) in joined.items()
         for i, (p, s) in enumerate(zip(ps, ss, strict=True))
     ]
-    return _report(rows, n_prod, n_shadow, len(joined), sample.thinned, threshold, alpha)
+    return _report(rows, n_prod, n_shadow, len(joined), sample.thinned, threshold, alpha, production_threshold)
 
 
 def _report(
-    rows: list[_Row], n_prod: int, n_shadow: int, matched: int, thinned: bool, threshold: float, alpha: float
+    rows: list[_Row], n_prod: int, n_shadow: int, matched: int, thinned: bool, threshold: float, alpha: float,
+    production_threshold: float | None = None,
 ) -> PairedReport:
     agreement = diff = None
+    t_prod = threshold if production_threshold is None else production_threshold
     if rows:
-        agreement = sum((r.production >= threshold) == (r.shadow >= threshold) for r in rows) / len(rows)
+        agreement = sum((r.production >= t_prod) == (r.shadow >= threshold) for r in rows) / len(rows)
         d = sorted(r.shadow - r.production for r in rows)
         diff = ScoreDifference(
             mean=math.fsum(d) / len(d),
@@ -301,7 +349,7 @@ def _report(
     accuracy = auc_ = None
     if labeled:
         y = [r.label for r in labeled]
-        ok_p = [(r.production >= threshold) == bool(r.label) for r in labeled]
+        ok_p = [(r.production >= t_prod) == bool(r.label) for r in labeled]
         ok_s = [(r.shadow >= threshold) == bool(r.label) for r in labeled]
         b = sum(p and not s for p, s in zip(ok_p, ok_s, strict=True))
         c = sum(s and not p for p, s in zip(ok_p, ok_s, strict=True))
@@ -316,6 +364,6 @@ def _report(
             )
     return PairedReport(
         production_records=n_prod, shadow_records=n_shadow, matched_requests=matched, pairs=len(rows),
-        sampled=thinned, threshold=threshold, agreement=agreement, score_difference=diff,
+        sampled=thinned, threshold=threshold, production_threshold=production_threshold, agreement=agreement, score_difference=diff,
         labeled=len(labeled), accuracy=accuracy, auc=auc_,
     )

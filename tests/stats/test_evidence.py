@@ -45,7 +45,13 @@ def test_subtly_worse_shadow_is_rejected_at_the_end_only(evaluation):
     prod, shad, truth = capture(3000, shadow_noise=1.4)
     mid = assess(counts("AllTraffic"), counts("Shadow"), production_capture=prod, shadow_capture=shad,
                  ground_truth=truth, evaluation=evaluation)
-    assert mid.verdict.decision is Decision.PROMOTE and mid.paired.auc is not None  # reported, not acted on
+    # before the end: reported, not acted on, and no early PROMOTE that would skip (or repeat) the paired look
+    assert mid.verdict.decision is Decision.CONTINUE and mid.paired.auc is not None
+    assert "once, at the end" in mid.verdict.blocked_by
+    prod, shad, _ = capture(3000, shadow_noise=1.4)
+    no_labels = assess(counts("AllTraffic"), counts("Shadow"), production_capture=prod, shadow_capture=shad,
+                       evaluation=evaluation)
+    assert no_labels.verdict.decision is Decision.PROMOTE  # without ground truth nothing waits for the end
 
 
 def test_junk_traffic_and_drift_are_flagged(evaluation):

@@ -109,3 +109,52 @@ def test_join_is_bounded_and_consistent_under_sampling():
     assert again == report  # seeded
     with pytest.raises(ValueError):
         compare([], [], threshold=1.0)
+
+
+# ---- audit §3 #8, #9 -----------------------------------------------------------------------------------
+
+
+def test_tango_interval_is_never_zero_width_and_matches_its_score_equation():
+    from functions.stats.paired import tango_interval
+
+    lo, hi = tango_interval(0, 0, 50, 0.05)
+    z2 = 1.959963984540054**2
+    assert hi == pytest.approx(z2 / (50 + z2), rel=1e-6) and lo == pytest.approx(-hi, rel=1e-6)
+    lo, hi = tango_interval(10, 2, 200, 0.05)
+    assert 0 < lo < 0.04 < hi < 0.1
+
+
+def test_paired_accuracy_promote_rate_at_small_n_is_within_alpha():
+    """Shadow 2.2 pp less accurate (2.2x the margin): the Wald CI PROMOTED 16.8 % at n = 50."""
+    from functions.stats.paired import PairedAccuracy, PairedReport
+
+    rng = np.random.default_rng(8)
+    policy = VerdictPolicy()
+    for n in (50, 100, 400):
+        promoted = 0
+        for _ in range(1000):
+            cells = rng.multinomial(n, [0.028, 0.006, 0.966])  # production only right, shadow only right, same
+            b, c = int(cells[0]), int(cells[1])
+            acc = PairedAccuracy(production=0.9, shadow=0.9 - (b - c) / n, production_only_correct=b,
+                                 shadow_only_correct=c, p_value=mcnemar(b, c)[0], mid_p=mcnemar(b, c)[1])
+            report = PairedReport(production_records=n, shadow_records=n, matched_requests=n, pairs=n, sampled=False,
+                                  threshold=0.5, agreement=None, score_difference=None, labeled=n, accuracy=acc, auc=None)
+            promoted += report.evidence(policy)[0].decision is Decision.PROMOTE
+        assert promoted / 1000 <= 0.05, n
+
+
+def test_each_model_is_scored_at_its_own_threshold():
+    rng = np.random.default_rng(9)
+    n = 400
+    y = rng.integers(0, 2, n)
+    prod = np.clip(0.3 + 0.2 * (2 * y - 1) + rng.normal(0, 0.05, n), 0.01, 0.99)  # calibrated around 0.3
+    shad = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.05, n), 0.01, 0.99)  # around 0.5
+    p_lines = [capture_line(f"p{i}", "1", f"{prod[i]:.4f}", inference_id=f"r{i}") for i in range(n)]
+    s_lines = [capture_line(f"s{i}", "1", f"{shad[i]:.4f}", inference_id=f"r{i}") for i in range(n)]
+    t_lines = [ground_truth_line(f"r{i}", int(y[i])) for i in range(n)]
+    shared = compare(read_capture_lines(p_lines), read_capture_lines(s_lines), read_ground_truth_lines(t_lines),
+                     threshold=0.5)
+    own = compare(read_capture_lines(p_lines), read_capture_lines(s_lines), read_ground_truth_lines(t_lines),
+                  threshold=0.5, production_threshold=0.3)
+    assert shared.accuracy.production < 0.8  # production judged at the shadow's threshold: wrongly bad
+    assert own.accuracy.production > 0.97 and own.agreement > 0.97 and own.production_threshold == 0.3
