@@ -567,6 +567,7 @@ class NotifyInput(_In):
     shadow: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     detail: dict[str, Any] | None = None  # the trigger event's detail, when parse_upload never ran
+    ended: dict[str, Any] | None = None  # ExecutionEnded: the lock, shadow and endpoint after the execution ended
 
     @model_validator(mode="before")
     @classmethod
@@ -575,7 +576,7 @@ class NotifyInput(_In):
         if not isinstance(data, dict):
             return {}
         out = dict(data)
-        for key in ("upload", "gate", "deployment", "watch", "shadow", "detail"):
+        for key in ("upload", "gate", "deployment", "watch", "shadow", "detail", "ended"):
             if key in out and not isinstance(out[key], dict):
                 out.pop(key)
         if "error" in out and not isinstance(out["error"], dict):
@@ -585,6 +586,38 @@ class NotifyInput(_In):
         if "execution" in out and not isinstance(out["execution"], str | dict):
             out.pop("execution")
         return out
+
+
+class ExecutionStatusChangeDetail(BaseModel):
+    """`detail` of a Step Functions "Execution Status Change" event (DescribeExecution's fields)."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+    executionArn: str = Field(min_length=1)
+    stateMachineArn: str | None = None
+    name: str = Field(min_length=1)
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    input: str | None = None  # the execution's input as a JSON string (the S3 "Object Created" event)
+    error: str | None = None
+    cause: str | None = None
+
+
+class ExecutionEndedInput(BaseModel):
+    """The EventBridge event the ExecutionEnded rule delivers (issue 12 §2)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionStatusChangeDetail
+
+
+class ExecutionEndedOutput(_Out):
+    execution: str
+    status: str
+    released: bool  # this execution's lock was still held and is released now
+    shadow: dict[str, Any] | None = None  # what AbortShadowTest-like stopping did (None: no shadow test known)
+    endpoint: dict[str, Any]  # status, serving config, pending config, what happens next
+    notified: str | None = None  # the message id; None when the execution had already notified this outcome
+    notify_skipped: str | None = None
 
 
 class NotificationPayload(_Out):

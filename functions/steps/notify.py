@@ -26,6 +26,9 @@ HEADLINES = {
     "INCONCLUSIVE": "shadow test inconclusive",
     "DRIFT": "data drift detected",
     "DATA_QUALITY": "data quality problem",
+    "ABORTED": "execution stopped",
+    "TIMED_OUT": "execution timed out",
+    "CHANGED_EXTERNALLY": "endpoint changed by someone else",
 }
 
 
@@ -113,7 +116,9 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
         text = f"{model} on {endpoint}: {HEADLINES.get(outcome, outcome.lower())}."
         if doc.error:
             text += f" {doc.error.error}: {doc.error.message}"
-        if outcome == "FAILED":
+        if doc.ended:  # ExecutionEnded: the cause already says what the endpoint serves now
+            details = dict(doc.ended)
+        elif outcome == "FAILED":
             text += " The endpoint was left as it was unless stated otherwise."
     return text, {k: v for k, v in details.items() if v is not None}
 

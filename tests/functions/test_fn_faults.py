@@ -124,3 +124,98 @@ def test_a_lock_of_an_unknown_execution_is_kept_until_its_ttl(machine):
     acquire_lock(_upload("v1"), "exec-old", settings, now=1000)
     with pytest.raises(errors.EndpointLocked):
         acquire_lock(_upload("v2"), "exec-b", settings, now=1001, execution_arn=None)
+
+
+# --- ExecutionEnded: ABORTED / TIMED_OUT / FAILED (F09c) ---------------------------------------------------
+from datetime import UTC, datetime  # noqa: E402
+
+from botocore.stub import Stubber  # noqa: E402
+
+from functions.adapters import sagemaker  # noqa: E402
+from functions.models import ExecutionEndedOutput  # noqa: E402
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+KEY = "models/xgb-runnerup/2/model.tar.gz"
+
+
+def _ended_event(status: str = "ABORTED", name: str = "exec-a") -> dict:
+    trigger = {"version": "0", "id": "e1", "detail-type": "Object Created", "source": "aws.s3",
+               "detail": {"bucket": {"name": "guardrail-models"}, "object": {"key": KEY, "version-id": "v1"}}}  # fmt: skip
+    return {
+        "version": "0", "id": "s1", "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+        "account": "123456789012", "region": "us-east-1", "resources": [f"arn:aws:states:us-east-1:123456789012:execution:g:{name}"],
+        "detail": {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:g:{name}",
+                   "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:g", "name": name,
+                   "status": status, "input": json.dumps(trigger), "startDate": 1, "stopDate": 2},
+    }  # fmt: skip
+
+
+def _updating() -> dict:
+    return {"EndpointName": "guardrail-endpoint", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e",
+            "EndpointConfigName": "xgb-best-1-cfg", "EndpointStatus": "Updating", "CreationTime": NOW,
+            "LastModifiedTime": NOW, "PendingDeploymentSummary": {"EndpointConfigName": "xgb-runnerup-2-cfg"}}  # fmt: skip
+
+
+def _in_service() -> dict:
+    return {k: v for k, v in _updating().items() if k != "PendingDeploymentSummary"} | {"EndpointStatus": "InService"}
+
+
+def _experiment(status: str = "Running") -> dict:
+    return {"Arn": "arn:exp", "Name": "x", "Type": "ShadowMode", "Status": status,
+            "EndpointMetadata": {"EndpointName": "guardrail-endpoint"}, "ModelVariants": [],
+            "ShadowModeConfig": {"SourceModelVariantName": "AllTraffic",
+                                 "ShadowModelVariants": [{"ShadowModelVariantName": "xgb-runnerup-2-shadow", "SamplingPercentage": 50}]}}  # fmt: skip
+
+
+def _ended(event: dict) -> ExecutionEndedOutput:
+    from functions.handlers.execution_ended import handler
+
+    return ExecutionEndedOutput.model_validate(handler(event, FakeContext()))
+
+
+def test_an_aborted_execution_releases_its_lock_stops_its_shadow_and_says_what_serves(sent):
+    _table()
+    settings = load_settings()
+    lock = acquire_lock(_upload("v1"), "exec-a", settings)
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_response("describe_inference_experiment", _experiment("Running"))
+        sm.add_response("stop_inference_experiment", {"InferenceExperimentArn": "arn:exp"})
+        sm.add_response("describe_endpoint", _updating())
+        out = _ended(_ended_event("ABORTED"))
+        # EventBridge delivers at least once: the same event again changes nothing and says nothing.
+        sm.add_response("describe_inference_experiment", _experiment("Stopping"))
+        sm.add_response("describe_endpoint", _updating())
+        again = _ended(_ended_event("ABORTED"))
+        sm.assert_no_pending_responses()
+    assert out.released and out.shadow["stopped"] and out.shadow["actions"] == {"AllTraffic": "Retain", "xgb-runnerup-2-shadow": "Remove"}
+    assert out.endpoint["serving"] == "xgb-best-1-cfg" and out.endpoint["pending"] == "xgb-runnerup-2-cfg"
+    assert "Item" not in boto3.client("dynamodb").get_item(TableName=TABLE, Key={"pk": {"S": lock.lock_key}})
+    [msg] = sent()
+    assert msg["Subject"] == "Guardrail ABORTED: xgb-runnerup/2 on guardrail-endpoint"
+    assert "serves xgb-best-1-cfg" in msg["Message"] and "finishing the update to xgb-runnerup-2-cfg" in msg["Message"]
+    assert "lock was released" in msg["Message"]
+    assert not again.released and again.notified is None and again.notify_skipped
+
+
+def test_a_failed_execution_that_notified_is_not_announced_twice(sent):
+    _table()
+    from functions.steps.notify import notify
+    from functions.models import NotifyInput
+
+    notify(NotifyInput(outcome="FAILED", execution="exec-f"), load_settings())  # what Notify did before the Fail state
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_response("describe_inference_experiment", _experiment("Completed"))
+        sm.add_response("describe_endpoint", _in_service())
+        out = _ended(_ended_event("FAILED", name="exec-f"))
+    assert out.notify_skipped and out.notified is None and len(sent()) == 1
+
+
+def test_a_timed_out_execution_is_announced_even_after_its_deployed_message(sent):
+    _table()
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_client_error("describe_inference_experiment", "ValidationException", "Could not find inference experiment")
+        sm.add_response("describe_endpoint", _in_service())
+        out = _ended(_ended_event("TIMED_OUT", name="exec-t"))
+    [msg] = sent()
+    assert out.notified and msg["Subject"].startswith("Guardrail TIMED_OUT") and "InService and serves xgb-best-1-cfg" in msg["Message"]
+    assert not out.released  # it held no lock

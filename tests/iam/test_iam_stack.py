@@ -236,6 +236,14 @@ def cw_alarm_history(s: Stack) -> None:
     cloudwatch.alarms_fired([f"guardrail-{s.endpoint}-5xx-rate"], end - timedelta(minutes=5), end)
 
 
+def sfn_describe_execution(s: Stack) -> None:
+    """AcquireLock asks whether the lock's holder still runs (issue 12): an execution of the deployed machine."""
+    from functions.adapters import stepfunctions
+
+    [machine] = s.cloud.deployment.state_machines.values()
+    stepfunctions.execution_status(machine.arn.replace(":stateMachine:", ":execution:") + ":iam-test")
+
+
 def sns_publish(s: Stack) -> None:
     from functions.adapters import sns
 
@@ -289,7 +297,8 @@ PASS_ROLE = ("iam:PassRole", [("role", "")], {"iam:PassedToService": "sagemaker.
 
 USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
     "ParseUploadFunction": [("s3:GetObject", s3_get), ("s3:GetObjectVersion", s3_get_version), ("s3:ListBucket", s3_missing)],
-    "AcquireLockFunction": [("dynamodb:PutItem", ddb_put), ("dynamodb:GetItem", ddb_get), ("dynamodb:DeleteItem", ddb_delete)],
+    "AcquireLockFunction": [("dynamodb:PutItem", ddb_put), ("dynamodb:GetItem", ddb_get), ("dynamodb:DeleteItem", ddb_delete),
+                            ("states:DescribeExecution", sfn_describe_execution)],
     "ReleaseLockFunction": [("dynamodb:DeleteItem", ddb_delete)],
     "PreFlightFunction": [
         ("s3:GetObject", s3_get),
@@ -368,7 +377,15 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         ("sagemaker:DescribeEndpointConfig", sagemaker("sagemaker:DescribeEndpointConfig", [EPC])),
         ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),
     ],
-    "NotifyFunction": [("sns:Publish", sns_publish), ("kms:GenerateDataKey", sns_publish), ("kms:Decrypt", sns_publish)],
+    "NotifyFunction": [("sns:Publish", sns_publish), ("kms:GenerateDataKey", sns_publish), ("kms:Decrypt", sns_publish),
+                       ("dynamodb:GetItem", ddb_get), ("dynamodb:PutItem", ddb_put)],  # notify#<execution>#<outcome>
+    "ExecutionEndedFunction": [
+        ("dynamodb:DeleteItem", ddb_delete), ("dynamodb:GetItem", ddb_get), ("dynamodb:PutItem", ddb_put),
+        ("sns:Publish", sns_publish), ("kms:GenerateDataKey", sns_publish), ("kms:Decrypt", sns_publish),
+        ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [EP])),
+        ("sagemaker:DescribeInferenceExperiment", sagemaker("sagemaker:DescribeInferenceExperiment", [EXP])),
+        ("sagemaker:StopInferenceExperiment", sagemaker("sagemaker:StopInferenceExperiment", [EXP])),
+    ],
     CALLER: [(f"lambda:InvokeFunction:{fn}", invoke(fn)) for fn in [
         "ParseUploadFunction", "AcquireLockFunction", "ReleaseLockFunction", "QualityGateFunction", "CreateModelFunction",
         "CreateEndpointConfigFunction", "EnsureAlarmsFunction", "DeployFunction", "CheckDeploymentFunction", "RollbackFunction",

@@ -27,6 +27,7 @@ ADAPTER_SERVICES = {
     "functions.adapters.s3": "s3",
     "functions.adapters.dynamodb": "dynamodb",
     "functions.adapters.sns": "sns",
+    "functions.adapters.stepfunctions": "stepfunctions",
 }
 # Operations whose IAM action has another name (service authorization reference).
 RENAMED = {
@@ -160,7 +161,7 @@ def iam_actions(handler_module: str) -> set[str]:
     for service, op in operations(handler_module):
         names = _operation_names(service)
         assert op in names, f"{handler_module}: {service}.{op} is not a {service} operation"
-        prefix = {"cloudwatch": "cloudwatch"}.get(service, service)
+        prefix = {"cloudwatch": "cloudwatch", "stepfunctions": "states"}.get(service, service)
         action = f"{prefix}:{names[op]}"
         for renamed in RENAMED.get(action, [action]):
             actions.add(renamed)
