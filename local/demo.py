@@ -696,7 +696,7 @@ def run_demo(
         if target is None:
             console.print("local cloud: starting (moto, SageMaker emulator, alarm evaluator, Lambda runtime)…")
             t0 = time.monotonic()
-            cloud = LocalCloud.spawn(workdir)
+            cloud = LocalCloud.spawn(workdir, timeout=300)  # a loaded 2-core machine can take minutes
     except (DemoError, RuntimeError, TimeoutError) as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 2

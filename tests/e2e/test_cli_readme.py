@@ -17,7 +17,7 @@ import pytest
 
 from local import scenarios
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]  # the cloud starts inside the first test
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARDRAIL = str(Path(sys.executable).parent / "guardrail")
@@ -33,7 +33,7 @@ def up(tmp_path_factory):
         proc = subprocess.Popen([GUARDRAIL, "up", "--workdir", str(workdir), "--moto-port", "0",
                                  "--sagemaker-port", "0", "--parent-pid", str(os.getpid())],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 360  # minutes on a loaded 2-core machine
     while "Next:" not in out_path.read_text() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     try:
