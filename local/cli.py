@@ -302,14 +302,15 @@ def _scenario_names(ctx: click.Context, param: click.Parameter, value: tuple[str
               help="Trained models (trained there when missing, unless --no-train).")
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Folder for one HTML report per execution and index.html.")
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".guardrail/demo"), show_default=True,
-              help="Folder of the demo's own local cloud (with --attach: of the running one).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Folder of the demo's own local cloud [default: .guardrail/demo]; with --attach, of the running "
+                   "one [default: .guardrail, as `guardrail up`].")
 @click.option("--attach", is_flag=True,
               help="Run on the local cloud already running from --workdir (`guardrail up`) instead of starting one.")
 @click.option("--no-train", is_flag=True, help="Never train: fail if a model in --models is missing.")
 @click.option("--trials", type=int, default=None, help="Optuna tuning trials when training.")
-def demo(only: tuple[str, ...], more: tuple[str, ...], models: Path, reports: Path, workdir: Path, attach: bool,
-         no_train: bool, trials: int | None) -> int:
+def demo(only: tuple[str, ...], more: tuple[str, ...], models: Path, reports: Path, workdir: Path | None,
+         attach: bool, no_train: bool, trials: int | None) -> int:
     """Train or reuse the models, start the local cloud, run every scenario (or a subset) with a live view."""
     from local.demo import run_demo
 
@@ -317,6 +318,7 @@ def demo(only: tuple[str, ...], more: tuple[str, ...], models: Path, reports: Pa
     if more and not only:
         raise click.UsageError("scenario names go after --only: guardrail demo --only first-deployment ...")
     target = None
+    workdir = workdir or (DEFAULT_WORKDIR if attach else Path(".guardrail/demo"))
     if attach:
         from local.demo import Target
 

@@ -306,3 +306,10 @@ def test_a_cloud_that_fails_to_start_is_one_line_with_the_log(monkeypatch, tmp_p
     assert line == (f"guardrail: the local cloud did not start: RuntimeError: stack guardrail-local is ROLLBACK_COMPLETE "
                     f"(the traceback is in {tmp_path / 'up.log'})")
     assert "Traceback" in (tmp_path / "up.log").read_text()
+
+
+def test_demo_attach_looks_where_guardrail_up_writes(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--attach", "--only", "first-deployment"]) == 1
+    assert one_line(capsys.readouterr().err) == \
+        "guardrail: no local cloud state at .guardrail/cloud.json: start one with `guardrail up`"
