@@ -141,6 +141,7 @@ def shadow(
         "attempts": attempts,
         "poll_seconds": 0,
         "method": "msprt",
+        "settled": status == "CONCLUDED",  # a scripted conclusion is done at once (test_asl_settle_and_abort polls)
     }
 
 
