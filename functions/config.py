@@ -28,6 +28,8 @@ Environment variables (upper-case of the template parameter / field name; defaul
                  DATA_CHECK_MIN_ROWS [50]
   canary         CANARY_VERDICT [alarms-only | msprt: the sequential verdict also judges the canary fleet
                  and publishes Guardrail/CanaryVerdict Regression=1 on REJECT; the template's default]
+  evidence of    MIN_REQUESTS [100: requests the new fleet serves during bakes + watch], EVIDENCE_POLICY
+  an update      [rollback | extend | accept], EVIDENCE_MAX_EXTENSIONS [3 watch windows]
   lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
 
 Each handler calls `load_settings(required=(...))` at import, naming the resources it needs, so a function
@@ -119,8 +121,13 @@ class Settings(BaseModel):
     drift_psi_major: float = Field(default=0.2, gt=0)
     data_quality_max_breach_fraction: float = Field(default=0.05, ge=0, le=1)
     data_check_window_seconds: int = Field(default=3600, ge=1)
-    data_check_min_rows: int = Field(default=50, ge=1)
+    data_check_min_rows: int = Field(default=100, ge=1)  # drift: G test + Bonferroni, false alarm <= 5 % measured at 50-200
     canary_verdict: Literal["msprt", "alarms-only"] = "alarms-only"
+    # No evidence, no promotion (issue 11 §3): requests the new fleet must have served between UpdateEndpoint and
+    # the end of the post-deployment watch; below it `evidence_policy` decides (functions.steps.evidence).
+    min_requests: int = Field(default=100, ge=0)
+    evidence_policy: Literal["rollback", "extend", "accept"] = "rollback"
+    evidence_max_extensions: int = Field(default=3, ge=0, le=20)  # extra watch windows for `extend`
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -6,6 +6,14 @@ edges never exceeds the unbinned one), with the asymptotic two-sample Kolmogorov
 Categorical features (one-hot groups): PSI and Pearson's chi-square goodness of fit of the live category
 counts against the baseline proportions. Conventional PSI reading: < 0.1 stable, 0.1-0.2 moderate,
 > 0.2 major shift.
+
+Calibrated to n and to the number of features (statistics audit §3 #11, #12): PSI's null grows like
+(k − 1)/n (n·PSI ≈ χ²_{k−1}), so a fixed 0.2 alarms on same-distribution traffic at small n. A feature is
+flagged only when BOTH its likelihood-ratio statistic G = 2 Σ O ln(O / E), scaled by m / (n + m) for the
+baseline's own sample size m (a two-sample test), exceeds its χ²_{k'−1} quantile at a Bonferroni level
+alpha / (features judged), AND its PSI exceeds the moderate / major cut-off (the effect is worth a notice).
+Cells with an expected count below 5 are merged first (adjacent numeric bins; rare categories into one),
+and PSI uses add-½ smoothed live shares on the merged cells, so an empty bin no longer explodes it.
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ class DriftPolicy(BaseModel):
 
     psi_moderate: float = Field(default=0.1, gt=0)
     psi_major: float = Field(default=0.2, gt=0)
-    min_rows: int = Field(default=50, ge=1, description="live values needed before a feature is judged")
+    min_rows: int = Field(default=100, ge=1, description="live values needed before a feature is judged")
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise false-alarm level over the features")
+    min_expected: float = Field(default=5.0, gt=0, description="cells with fewer expected counts are merged")
     top: int = Field(default=5, ge=1)
 
 
@@ -47,6 +57,9 @@ class FeatureDrift(BaseModel):
     chi2: float | None = None  # categorical
     chi2_df: int | None = None
     chi2_p_value: float | None = None
+    g_statistic: float | None = None  # likelihood-ratio statistic on the merged cells, two-sample scaled
+    g_df: int | None = None
+    p_value: float | None = None  # of G, before the Bonferroni adjustment
     live_missing_fraction: float
     baseline_missing_fraction: float
     largest_shift: str  # the bin / category whose share moved most, e.g. "[35, 41): 12.0% -> 30.5%"
@@ -74,10 +87,64 @@ def psi(expected: Sequence[float], actual: Sequence[float], floor: float = 1e-4)
     return total
 
 
-def _status(value: float, rows: int, policy: DriftPolicy) -> Status:
+def _status(value: float, rows: int, policy: DriftPolicy, p_value: float | None = None, tests: int = 1) -> Status:
     if rows < policy.min_rows:
         return "insufficient"
+    if p_value is not None and p_value * max(tests, 1) >= policy.alpha:
+        return "stable"  # not distinguishable from sampling noise at this n (Bonferroni over the features)
     return "major" if value > policy.psi_major else "moderate" if value > policy.psi_moderate else "stable"
+
+
+def merge_cells(expected: Sequence[float], counts: Sequence[float], n: int, min_expected: float, adjacent: bool
+                ) -> tuple[list[float], list[float]]:
+    """Merge cells whose expected count n·e is below `min_expected`: adjacent ones (ordered bins), or all the
+    sparse ones into one (categories; that pool joins the smallest other cell if it is still sparse)."""
+    if n <= 0:
+        return list(expected), list(counts)
+    if adjacent:
+        out_e: list[float] = []
+        out_c: list[float] = []
+        acc_e = acc_c = 0.0
+        for e, c in zip(expected, counts, strict=True):
+            acc_e, acc_c = acc_e + e, acc_c + c
+            if acc_e * n >= min_expected:
+                out_e.append(acc_e)
+                out_c.append(acc_c)
+                acc_e = acc_c = 0.0
+        if acc_e > 0 or acc_c > 0:
+            if out_e:
+                out_e[-1] += acc_e
+                out_c[-1] += acc_c
+            else:
+                out_e, out_c = [acc_e], [acc_c]
+        return out_e, out_c
+    dense = [(e, c) for e, c in zip(expected, counts, strict=True) if e * n >= min_expected]
+    sparse_e = sum(e for e, _ in zip(expected, counts, strict=True) if e * n < min_expected)
+    sparse_c = sum(c for e, c in zip(expected, counts, strict=True) if e * n < min_expected)
+    if sparse_e > 0 or sparse_c > 0:
+        if sparse_e * n < min_expected and dense:
+            i = min(range(len(dense)), key=lambda k: dense[k][0])
+            dense[i] = (dense[i][0] + sparse_e, dense[i][1] + sparse_c)
+        else:
+            dense.append((sparse_e, sparse_c))
+    return [e for e, _ in dense], [c for _, c in dense]
+
+
+def g_test(expected: Sequence[float], counts: Sequence[float], n: int, baseline_n: int | None, min_expected: float
+           , adjacent: bool) -> tuple[float, int, float, float]:
+    """(G scaled for the baseline's sample size, degrees of freedom, p-value, smoothed PSI) on merged cells."""
+    e, c = merge_cells(expected, counts, n, min_expected, adjacent)
+    k = len(e)
+    if k < 2 or n <= 0:
+        return 0.0, 0, 1.0, 0.0
+    g = 2.0 * sum(o * math.log(o / (n * x)) for o, x in zip(c, e, strict=True) if o > 0 and x > 0)
+    if any(o > 0 and x <= 0 for o, x in zip(c, e, strict=True)):
+        g = math.inf  # live values where training had none at all
+    if baseline_n:
+        g *= baseline_n / (n + baseline_n)
+    live = [(o + 0.5) / (n + 0.5 * k) for o in c]
+    smoothed_psi = sum((a - x) * math.log(a / x) for a, x in zip(live, e, strict=True) if x > 0)
+    return g, k - 1, (chi2_sf(g, k - 1) if math.isfinite(g) else 0.0), smoothed_psi
 
 
 def _bin_label(edges: Sequence[float], i: int) -> str:
@@ -131,8 +198,11 @@ def numeric_drift(
         cum_e, cum_a = cum_e + e, cum_a + a
         d = max(d, abs(cum_a - cum_e))
     base_n = baseline.count - baseline.missing
+    g, df, p, value = g_test(expected, counts, n, base_n or None, policy.min_expected, adjacent=True) if n else (
+        0.0, 0, 1.0, 0.0)
     return FeatureDrift(
-        feature=name, kind=kind, rows=n, psi=value, status=_status(value, n, policy),
+        feature=name, kind=kind, rows=n, psi=value, status=_status(value, n, policy, p),
+        g_statistic=g if n else None, g_df=df if n else None, p_value=p if n else None,
         ks_statistic=d if n else None, ks_p_value=ks_pvalue(d, n, base_n) if n and base_n > 0 else None,
         live_missing_fraction=missing / (n + missing) if n + missing else 0.0,
         baseline_missing_fraction=baseline.missing / baseline.count if baseline.count else 0.0,
@@ -142,22 +212,32 @@ def numeric_drift(
 
 def categorical_drift(
     name: str, proportions: dict[str, float], counts: dict[str, int], missing: int, baseline_missing: float,
-    policy: DriftPolicy,
+    policy: DriftPolicy, baseline_n: int | None = None,
 ) -> FeatureDrift:
     """Drift of one categorical feature from live category counts (`missing` = rows with no valid category)."""
     cats = list(proportions)
     n = sum(counts.get(c, 0) for c in cats)
     expected = [proportions[c] for c in cats]
     actual = [counts.get(c, 0) / n for c in cats] if n else [0.0] * len(cats)
-    value = psi(expected, actual) if n else 0.0
-    chi2 = p = None
+    chi2 = p = g = gp = None
+    df = len(cats) - 1
+    value = 0.0
     if n:
-        floor = 0.5 / max(n, 1)  # a category never seen in training still gets a finite expectation
-        chi2 = sum((counts.get(c, 0) - n * max(e, floor)) ** 2 / (n * max(e, floor)) for c, e in zip(cats, expected, strict=True))
-        p = chi2_sf(chi2, len(cats) - 1) if len(cats) > 1 else 1.0
+        live = [float(counts.get(c, 0)) for c in cats]
+        g, gdf, gp, value = g_test(expected, live, n, baseline_n, policy.min_expected, adjacent=False)
+        # Pearson's chi-square on the same merged cells, with the same two-sample scaling
+        e_m, c_m = merge_cells(expected, live, n, policy.min_expected, adjacent=False)
+        df = len(e_m) - 1
+        if df >= 1:
+            chi2 = sum((o - n * x) ** 2 / (n * x) for o, x in zip(c_m, e_m, strict=True) if x > 0)
+            if baseline_n:
+                chi2 *= baseline_n / (n + baseline_n)
+            p = chi2_sf(chi2, df)
+        else:
+            chi2, p = 0.0, 1.0
     return FeatureDrift(
-        feature=name, kind="categorical", rows=n, psi=value, status=_status(value, n, policy),
-        chi2=chi2, chi2_df=len(cats) - 1, chi2_p_value=p,
+        feature=name, kind="categorical", rows=n, psi=value, status=_status(value, n, policy, gp),
+        chi2=chi2, chi2_df=df, chi2_p_value=p, g_statistic=g, g_df=df if n else None, p_value=gp,
         live_missing_fraction=missing / (n + missing) if n + missing else 0.0,
         baseline_missing_fraction=baseline_missing,
         largest_shift=_shift(cats, expected, actual) if n else "no data",
@@ -224,6 +304,7 @@ class DriftWindow:
             categorical_drift(
                 f.name, f.baseline.proportions, self._cat[k], self._cat_missing[k],
                 f.baseline.missing / f.baseline.count if f.baseline.count else 0.0, policy,
+                (f.baseline.count - f.baseline.missing) or None,
             )
             for k, f in enumerate(schema.categorical)
         ]
@@ -231,6 +312,16 @@ class DriftWindow:
         prediction = None
         if sum(self._scores.counts):
             prediction = numeric_drift("prediction", schema.baseline.prediction, self._scores, policy, "prediction")
+        judged = [f for f in [*features, *([prediction] if prediction else [])] if f.status != "insufficient"]
+        # Bonferroni over the features judged: re-status each with the family size
+        tests = len(judged)
+        restatus = {
+            id(f): _status(f.psi, f.rows, policy, f.p_value, tests) for f in judged
+        }
+        features = [f.model_copy(update={"status": restatus.get(id(f), f.status)}) for f in features]
+        if prediction is not None:
+            prediction = prediction.model_copy(update={"status": restatus.get(id(prediction), prediction.status)})
+        features.sort(key=lambda f: (f.status != "insufficient", f.status in ("major", "moderate"), f.psi), reverse=True)
         judged = [f for f in [*features, *([prediction] if prediction else [])] if f.status != "insufficient"]
         return DriftReport(
             rows=self.rows,
