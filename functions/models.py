@@ -57,6 +57,9 @@ class Outcome(StrEnum):
     DRIFT = "DRIFT"
     DATA_QUALITY = "DATA_QUALITY"
     INCONCLUSIVE = "INCONCLUSIVE"
+    CHANGED_EXTERNALLY = "CHANGED_EXTERNALLY"  # someone else moved the endpoint during the watch (issue 12)
+    ABORTED = "ABORTED"  # ExecutionEnded: the execution was stopped / timed out (issue 12)
+    TIMED_OUT = "TIMED_OUT"
 
 
 # defer_build: a handler builds only the schemas it validates, keeping its cold import cheap.
@@ -404,6 +407,10 @@ class WatchState(_Out):
     alarm: bool  # True when a guardrail alarm fired after the deployment finished
     # went to ALARM at some point of the watch window (DescribeAlarmHistory), even if OK again at its end
     fired_during_watch: list[str] = []
+    missing_alarms: list[str] = []  # deleted during the deployment: counted as firing (issue 12 §3)
+    # the endpoint no longer serves the deployed config (someone else changed it during the watch, issue 12 §6)
+    changed_externally: bool = False
+    serving_config: str | None = None  # what the endpoint served at the end of the watch
     rolled_back: bool = False
     rollback_config: str | None = None  # config the endpoint was sent back to
     settled: bool = False  # the endpoint is InService on rollback_config again (the rollback is done)

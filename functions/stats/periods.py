@@ -304,16 +304,17 @@ def excess_rate_levels(
 
 
 class _MeanSums(NamedTuple):
-    a: float
-    b: float
-    qaa: float
-    qab: float
-    qbb: float
+    u: float  # Σ u_t,  u_t = sqrt(c_t) x̄_b,t / m_t
+    w: float  # Σ w_t,  w_t = sqrt(c_t) x̄_a,t / m_t
+    quu: float
+    quw: float
+    qww: float
     periods: int
+    c_mean: float
 
 
 def _mean_sums(rows: Iterable[tuple[float, float, float, float]]) -> _MeanSums:
-    a = b = qaa = qab = qbb = 0.0
+    u = w = quu = quw = qww = csum = 0.0
     periods = 0
     seen_sum = seen_n = 0.0
     for s_a, n_a, s_b, n_b in rows:
@@ -323,42 +324,63 @@ def _mean_sums(rows: Iterable[tuple[float, float, float, float]]) -> _MeanSums:
         scale = seen_sum / seen_n if seen_n > 0 else 0.5 * (xa + xb)  # predictable after the first period
         if scale <= 0:
             scale = 1.0
-        h = n_a * n_b / (n_a + n_b) / scale
-        a, b = a + h * xa, b + h * xb
-        qaa, qab, qbb = qaa + h * h * xa * xa, qab + h * h * xa * xb, qbb + h * h * xb * xb
+        c = n_a * n_b / (n_a + n_b)
+        r = math.sqrt(c) / scale
+        ub, wa = r * xb, r * xa
+        u, w = u + ub, w + wa
+        quu, quw, qww = quu + ub * ub, quw + ub * wa, qww + wa * wa
+        csum += c
         periods += 1
         seen_sum, seen_n = seen_sum + s_a, seen_n + n_a
-    return _MeanSums(a, b, qaa, qab, qbb, periods)
+    return _MeanSums(u, w, quu, quw, qww, periods, csum / periods if periods else 0.0)
 
 
-def _log_m_mean(s: _MeanSums, r0: float, rho: float) -> float:
-    num = s.b - r0 * s.a
-    v = max(s.qbb - 2 * r0 * s.qab + r0 * r0 * s.qaa, 0.0)
-    return 0.5 * math.log(rho / (v + rho)) + num * num / (2 * (v + rho))
+def _log_bf_t(s: _MeanSums, r0: float, g: float) -> float:
+    """log Bayes factor of the one-sample t-test (normal prior of variance g on the standardized effect, right
+    Haar prior on the scale) on Y_t = u_t − r0 w_t: a test martingale under H0 for Gaussian Y_t (Pérez-Ortiz,
+    Lardy, de Heide & Grünwald 2024; Lai 1976)."""
+    p = s.periods
+    if p < 2:
+        return 0.0
+    sy = s.u - r0 * s.w
+    syy = s.quu - 2 * r0 * s.quw + r0 * r0 * s.qww
+    ss = max(syy - sy * sy / p, 1e-300 * max(syy, 1.0))
+    nu = p - 1
+    t2 = sy * sy / p / (ss / nu)
+    return -0.5 * math.log1p(p * g) + (nu + 1) / 2 * (math.log1p(t2 / nu) - math.log1p(t2 / (nu * (1 + p * g))))
 
 
-def mean_ratio_cs(rows: Iterable[tuple[float, float, float, float]], alpha: float, rho: float = 25.0) -> Bounds:
+def mean_ratio_cs(rows: Iterable[tuple[float, float, float, float]], alpha: float, tau: float = 0.1,
+                  cv2: float = 0.5) -> Bounds:
     """(1 − alpha) confidence sequence for R = mean_b / mean_a from per-period (Sum_a, n_a, Sum_b, n_b).
 
-    `rho` is the mixture's precision in units of weighted requests (ρ = 1/τ² tunes it to relative effects
-    of about τ). The set is the connected interval around the estimate; bounds are searched in [1/50, 50].
+    Per period Y_t(R0) = sqrt(c_t) (x̄_b,t − R0 x̄_a,t) / m_t (c_t = n_a n_b / (n_a + n_b), the information of
+    the period's difference; m_t production's mean before t) has mean zero under R = R0 whatever the counts,
+    and about equal variance across periods: R0 is kept while the sequential t-test on the Y_t does not reject.
+    The prior on the standardized effect is tuned to a relative effect `tau` at the periods' average c, with
+    `cv2` a nominal squared coefficient of variation of one latency (only power depends on it).
+    The set is the connected interval around the estimate; bounds are searched in [1/50, 50].
     """
     s = _mean_sums(rows)
-    if s.periods == 0 or s.a <= 0:
+    if s.periods < 2 or s.w <= 0:
         return Bounds(0.0, INF, 1.0, 0.0)
-    est = s.b / s.a
+    g = min(max(tau * tau * s.c_mean / cv2, 1.0), 1e6)
+    est = s.u / s.w
     thr = math.log(1 / alpha)
+
+    def f(x: float) -> float:
+        return _log_bf_t(s, x, g)
 
     def edge(inside: float, outside: float) -> float:
         # scan geometrically outward for the first point beyond the boundary, then bisect
-        step = 1.02 if outside > inside else 1 / 1.02
+        step = 1.01 if outside > inside else 1 / 1.01
         prev, x = inside, inside * step
         while (x < outside) if step > 1 else (x > outside):
-            if _log_m_mean(s, x, rho) >= thr:
+            if f(x) >= thr:
                 lo_, hi_ = prev, x
                 for _ in range(40):
                     mid = math.sqrt(lo_ * hi_)
-                    if _log_m_mean(s, mid, rho) >= thr:
+                    if f(mid) >= thr:
                         hi_ = mid
                     else:
                         lo_ = mid
@@ -366,6 +388,4 @@ def mean_ratio_cs(rows: Iterable[tuple[float, float, float, float]], alpha: floa
             prev, x = x, x * step
         return INF if step > 1 else 0.0
 
-    if _log_m_mean(s, est, rho) >= thr:
-        return Bounds(est, est, est, _log_m_mean(s, 1.0, rho))
-    return Bounds(edge(est, 1 / 50.0), edge(est, 50.0), est, _log_m_mean(s, 1.0, rho))
+    return Bounds(edge(est, 1 / 50.0), edge(est, 50.0), est, f(1.0))

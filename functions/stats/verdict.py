@@ -301,9 +301,8 @@ def _latency_mean(
 ) -> MetricEvidence:
     """Ratio of the arms' arithmetic mean latencies from per-period Sum / SampleCount (stratified)."""
     rows = [(a.latency_sum, a.latency_count, b.latency_sum, b.latency_count) for a, b in pairs]
-    rho = 1.0 / (tau * tau)
-    promote = mean_ratio_cs(rows, alpha, rho)
-    reject = mean_ratio_cs(rows, alpha_reject, rho)
+    promote = mean_ratio_cs(rows, alpha, tau)
+    reject = mean_ratio_cs(rows, alpha_reject, tau)
     n_a, n_b = sum(r[1] for r in rows), sum(r[3] for r in rows)
     mean_a = sum(r[0] for r in rows) / n_a if n_a else 0.0
     mean_b = sum(r[2] for r in rows) / n_b if n_b else 0.0

@@ -145,6 +145,18 @@ def check_deployment(
     )
 
 
+def endpoint_moved(deployment: DeploymentState) -> tuple[bool, str | None]:
+    """(changed by someone else, config serving now): after SageMaker finished our update, the endpoint must still
+    serve the deployed config and not be on its way to another one (F08b, issue 12 §6)."""
+    described = sagemaker.describe_endpoint(deployment.endpoint_name)
+    if described is None:
+        return True, None
+    serving = described.get("EndpointConfigName")
+    pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    moving = described["EndpointStatus"] in IN_PROGRESS and pending not in (None, deployment.target_config)
+    return serving != deployment.target_config or moving, serving
+
+
 def watch_deployment(
     deployment: DeploymentState,
     alarms: AlarmsState | None,
@@ -165,5 +177,16 @@ def watch_deployment(
         settings = settings or load_settings()
         start = now - timedelta(seconds=settings.post_deployment_watch_seconds + settings.alarm_period_seconds)
     fired = cloudwatch.alarms_fired(names, start, now)
-    firing = [n for n in names if states.get(n) == "ALARM" or n in fired]
-    return WatchState(alarms=states, alarms_in_alarm=firing, alarm=bool(firing), fired_during_watch=fired)
+    # A guardrail that vanished cannot say the model is fine (F10): MISSING counts as firing (issue 12 §3).
+    missing = [n for n in names if states.get(n) == "MISSING"]
+    firing = [n for n in names if states.get(n) in ("ALARM", "MISSING") or n in fired]
+    changed, serving = endpoint_moved(deployment)
+    return WatchState(
+        alarms=states,
+        alarms_in_alarm=firing,
+        alarm=bool(firing),
+        fired_during_watch=fired,
+        missing_alarms=missing,
+        changed_externally=changed,
+        serving_config=serving,
+    )

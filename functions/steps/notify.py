@@ -70,8 +70,12 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
         text += f", {strategy})." if strategy else ")."
     elif outcome == "ROLLED_BACK":
         firing = _get(doc.deployment, "alarms_in_alarm") or _get(doc.watch, "alarms_in_alarm") or []
+        missing = _get(doc.watch, "missing_alarms") or []
         reason = _get(doc.deployment, "failure_reason") or (
-            "a guardrail alarm fired after the deployment" if _get(doc.watch, "rolled_back") else None
+            f"guardrail alarm(s) {', '.join(map(str, missing))} were deleted during the deployment; an unwatched "
+            "model is not kept"
+            if missing
+            else "a guardrail alarm fired after the deployment" if _get(doc.watch, "rolled_back") else None
         )
         details = {
             "failure_reason": reason,
@@ -105,6 +109,13 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
         text = f"{model} {verb} on {endpoint}."
         if analysis.get("reasons"):
             text += " " + "; ".join(map(str, analysis["reasons"]))
+    elif outcome == "CHANGED_EXTERNALLY":
+        serving = _get(doc.watch, "serving_config")
+        details = {"serving_config": serving, "deployed_config": _get(doc.deployment, "target_config")}
+        text = (
+            f"{model} was deployed to {endpoint}, but during the post-deployment watch someone else changed the "
+            f"endpoint: it now serves {serving or 'nothing (the endpoint is gone)'}. Guardrail rolled nothing back."
+        )
     elif outcome == "REJECTED":
         details = {"gate": doc.gate}
         text = f"{model} was not deployed to {endpoint}."

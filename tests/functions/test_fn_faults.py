@@ -219,3 +219,77 @@ def test_a_timed_out_execution_is_announced_even_after_its_deployed_message(sent
     [msg] = sent()
     assert out.notified and msg["Subject"].startswith("Guardrail TIMED_OUT") and "InService and serves xgb-best-1-cfg" in msg["Message"]
     assert not out.released  # it held no lock
+
+
+# --- the post-deployment watch: vanished guardrails (F10) and an endpoint moved by someone else (F08b) -----
+from functions.models import CheckDeploymentInput  # noqa: E402
+
+
+@pytest.fixture
+def no_history(aws, monkeypatch):
+    """moto has no DescribeAlarmHistory; the alarms' history is not what these tests are about."""
+    from functions.adapters import cloudwatch
+
+    monkeypatch.setattr(cloudwatch, "alarms_fired", lambda names, start, end: [])
+
+
+def _watch_doc():
+    doc = CheckDeploymentInput.model_validate(load_state("check_deployment"))
+    deployment = doc.deployment.model_copy(update={"status": "SUCCEEDED", "succeeded_at": datetime.now(UTC)})
+    return deployment, doc.alarms
+
+
+def _put_alarms(names: list[str]) -> None:
+    cw = boto3.client("cloudwatch")
+    for name in names:
+        cw.put_metric_alarm(AlarmName=name, Namespace="AWS/SageMaker", MetricName="ModelLatency", Statistic="Average",
+                            Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")  # fmt: skip
+
+
+def _serving(config: str, status: str = "InService", pending: str | None = None) -> dict:
+    out = {k: v for k, v in _updating().items() if k != "PendingDeploymentSummary"}
+    out |= {"EndpointConfigName": config, "EndpointStatus": status}
+    return out | ({"PendingDeploymentSummary": {"EndpointConfigName": pending}} if pending else {})
+
+
+def _watch(deployment, alarms, described: dict):
+    from functions.steps.check_deployment import watch_deployment
+
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_response("describe_endpoint", described)
+        for _ in range(3):  # whatever else the watch reads of the endpoint (evidence)
+            sm.add_response("describe_endpoint", described)
+        return watch_deployment(deployment, alarms, load_settings())
+
+
+def test_a_rollback_alarm_deleted_during_the_deployment_fails_the_watch(no_history):
+    deployment, alarms = _watch_doc()
+    _put_alarms(alarms.names[1:])  # the 5XX-rate alarm was deleted mid-canary
+    watch = _watch(deployment, alarms, _serving(deployment.target_config))
+    assert watch.alarm and alarms.names[0] in watch.alarms_in_alarm
+    assert watch.missing_alarms == [alarms.names[0]] and not watch.changed_externally
+
+
+def test_an_endpoint_moved_to_another_config_during_the_watch_is_changed_externally(no_history):
+    deployment, alarms = _watch_doc()
+    _put_alarms(alarms.names)
+    watch = _watch(deployment, alarms, _serving("someone-elses-cfg"))
+    assert watch.changed_externally and watch.serving_config == "someone-elses-cfg"
+    updating = _watch(deployment, alarms, _serving(deployment.target_config, "Updating", pending="someone-elses-cfg"))
+    assert updating.changed_externally and updating.serving_config == deployment.target_config
+    still = _watch(deployment, alarms, _serving(deployment.target_config))
+    assert not still.changed_externally and not still.alarm and still.serving_config == deployment.target_config
+
+
+def test_the_messages_say_why_and_what_serves(sent):
+    doc = load_state("notify")
+    missing = {"alarms": {"a-5xx": "MISSING"}, "alarms_in_alarm": ["a-5xx"], "alarm": True, "missing_alarms": ["a-5xx"],
+               "rolled_back": True, "rollback_config": "xgb-best-1-cfg", "settled": True}  # fmt: skip
+    rolled = _notify({**doc, "outcome": "ROLLED_BACK", "watch": missing})
+    assert "a-5xx" in rolled.payload.summary and "deleted" in rolled.payload.summary
+    moved = {"alarms": {}, "alarm": False, "changed_externally": True, "serving_config": "someone-elses-cfg"}
+    changed = _notify({**doc, "outcome": "CHANGED_EXTERNALLY", "watch": moved})
+    assert changed.subject.startswith("Guardrail CHANGED_EXTERNALLY")
+    assert "now serves someone-elses-cfg" in changed.payload.summary
+    assert changed.payload.details["serving_config"] == "someone-elses-cfg"
+    assert len(sent()) == 2

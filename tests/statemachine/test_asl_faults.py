@@ -62,3 +62,23 @@ def test_a_crashed_notify_is_retried_not_replaced_by_the_fallback():
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert [n.outcome for n in result.notifications] == ["DEPLOYED", "DEPLOYED"]  # one failed call, one retry
     assert "NotifyFallback" not in result.states and result.published == []
+
+
+def test_an_endpoint_changed_by_someone_else_during_the_watch_is_reported_not_rolled_back():
+    script = s.base_script()
+    moved = s.watch(alarm=True) | {"changed_externally": True, "serving_config": "someone-elses-cfg"}
+    script["CheckDeployment"] = [s.deployment("IN_PROGRESS", attempts=1), s.deployment("SUCCEEDED", attempts=2), moved]
+    result = execute(script)
+    assert_ended(result, "CHANGED_EXTERNALLY")
+    assert "Rollback" not in result.states and "CheckData" not in result.states
+    assert result.notifications[0].watch["serving_config"] == "someone-elses-cfg"
+
+
+def test_a_guardrail_alarm_missing_after_the_deployment_rolls_it_back():
+    script = s.base_script()
+    gone = s.watch(alarm=True) | {"missing_alarms": [f"{s.ENDPOINT}-v2-latency"]}
+    script["CheckDeployment"] = [s.deployment("IN_PROGRESS", attempts=1), s.deployment("SUCCEEDED", attempts=2), gone]
+    script["Rollback"] = s.watch(alarm=True, rolled_back=True) | {"settled": True, "missing_alarms": gone["missing_alarms"]}
+    result = execute(script)
+    assert_ended(result, "ROLLED_BACK")
+    assert result.notifications[0].watch["missing_alarms"] == [f"{s.ENDPOINT}-v2-latency"]

@@ -119,6 +119,8 @@ def test_outcomes_are_set_by_pass_states_and_notified():
     outcomes = {n: s["Result"] for n, s in STATES.items() if s.get("ResultPath") == "$.outcome"}
     assert set(outcomes.values()) == {
         "DEPLOYED", "PROMOTED", "ROLLED_BACK", "REJECTED", "SHADOW_REJECTED", "INCONCLUSIVE", "FAILED", "DUPLICATE",
+        "CHANGED_EXTERNALLY",  # issue 12 §6
+        "DEPLOYED_UNVERIFIED",  # issue 11 §3: too few requests, EVIDENCE_POLICY accept
     }  # fmt: skip
     for name, value in outcomes.items():
         assert STATES[name]["Type"] == "Pass"
