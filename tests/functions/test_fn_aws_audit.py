@@ -342,7 +342,7 @@ def _history(name: str, state: str, at: datetime) -> dict:
     }
 
 
-def test_watch_sees_an_alarm_that_fired_and_cleared_during_the_window(monkeypatch) -> None:
+def test_watch_sees_an_alarm_that_fired_and_cleared_during_the_window(monkeypatch, sm) -> None:
     """aws-audit #11: the watch reads the alarms' history over the whole window, not only their end state."""
     from datetime import timedelta
 
@@ -368,6 +368,7 @@ def test_watch_sees_an_alarm_that_fired_and_cleared_during_the_window(monkeypatc
                 {"AlarmHistoryItems": items},
                 {"AlarmName": name, "HistoryItemType": "StateUpdate", "StartDate": succeeded, "EndDate": ANY},
             )
+        sm.add_response("describe_endpoint", _live(deployment.target_config, "AllTraffic"))  # still ours (issue 12)
         watch = watch_deployment(deployment, alarms)
         cw.assert_no_pending_responses()
     assert watch.alarm and watch.alarms_in_alarm == ["w-5xx"]
