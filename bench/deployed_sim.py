@@ -68,7 +68,9 @@ def cases(minutes: int) -> list[Case]:
 
 
 def fixed_minutes(case: Case, rate: float) -> float | None:
-    """Minutes a one-look test needs for 80 % power at one-sided alpha/2 on the metric with the effect."""
+    """Minutes a one-look test needs for 80 % power at one-sided alpha/2 on the metric with the effect, against
+    the same hypothesis the sequential REJECT tests: the effect BEYOND the harm threshold (= the margin)."""
+    margins = VerdictPolicy()
     sc = case.scenario
     z = normal_ppf(1 - ALPHA / 2) + normal_ppf(0.8)
     if sc.mirrored:
@@ -76,22 +78,24 @@ def fixed_minutes(case: Case, rate: float) -> float | None:
     else:
         s = sc.share(sc.minutes / 2) if callable(sc.share) else sc.share
         per_a, per_b = rate * (1 - s), rate * s
+    if case.truth not in ("worse",):
+        return None  # at the margin / equal: no effect to size for
     if case.effect == "errors":
         p1, p2 = sc.error_a, sc.error_b or sc.error_a
         # n_b requests with n_a = n_b per_a / per_b
         k = per_a / per_b
-        n_b = z**2 * (p2 * (1 - p2) + p1 * (1 - p1) / k) / (p2 - p1) ** 2
+        n_b = z**2 * (p2 * (1 - p2) + p1 * (1 - p1) / k) / (p2 - p1 - margins.error_margin) ** 2
         return n_b / per_b / 60
     if case.effect == "latency":
         cv2 = math.exp(sc.sigma**2) - 1
         k = per_a / per_b
-        n_b = z**2 * cv2 * (1 + 1 / k) / math.log(sc.scale_b) ** 2
+        n_b = z**2 * cv2 * (1 + 1 / k) / (math.log(sc.scale_b) - math.log1p(margins.latency_margin)) ** 2
         return n_b / per_b / 60
     if case.effect == "tail":
         q1 = 0.01
         q2 = 0.01 * (1 - sc.tail_frac) + sc.tail_frac * _tail_share(sc)
         k = per_a / per_b
-        n_b = z**2 * (q2 * (1 - q2) + q1 * (1 - q1) / k) / (q2 - q1) ** 2
+        n_b = z**2 * (q2 * (1 - q2) + q1 * (1 - q1) / k) / (q2 - q1 - margins.tail_margin) ** 2
         return n_b / per_b / 60
     return None
 

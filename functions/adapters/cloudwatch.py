@@ -103,3 +103,44 @@ def metric_stats(
                 stat = stats[int(result["Id"][1:])]
                 out[stat].extend(float(v) for v in result.get("Values", []) if v is not None)
     return out
+
+
+def metric_periods(
+    *,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    stats: list[str],
+    start: datetime,
+    end: datetime,
+    period: int,
+    optional: bool = False,
+) -> dict[str, dict[float, float]]:
+    """Like `metric_stats`, keyed by each period's start (epoch seconds), so two series can be aligned period
+    by period (GetMetricData omits periods without data and orders them newest first)."""
+    dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
+    queries = [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+                "Period": period,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for i, stat in enumerate(stats)
+    ]
+    out: dict[str, dict[float, float]] = {stat: {} for stat in stats}
+    cw = _client("cloudwatch", max_attempts=1) if optional else client()
+    with aws_errors("get_metric_data"):
+        pages = cw.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, StartTime=start, EndTime=end
+        )
+        for page in pages:
+            for result in page.get("MetricDataResults", []):
+                stat = stats[int(result["Id"][1:])]
+                for ts, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
+                    if v is not None:
+                        out[stat][ts.timestamp() if hasattr(ts, "timestamp") else float(ts)] = float(v)
+    return out

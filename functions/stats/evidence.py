@@ -53,6 +53,8 @@ def assess(
     drift_policy: DriftPolicy | None = None,
     quality_policy: DataQualityPolicy | None = None,
     production_evaluation: ModelEvaluation | None = None,
+    mirrored: bool = False,
+    expected_share: float | None = None,
 ) -> ShadowEvidence:
     """The verdict at one poll with everything the capture can add (all capture arguments are optional).
 
@@ -93,6 +95,7 @@ def assess(
         production, shadow, policy, final=final,
         paired=paired.evidence(policy) if paired is not None and final else None,
         malformed_fraction=malformed_fraction(quality) if quality is not None else None,
+        mirrored=mirrored, expected_share=expected_share,
     )
     if not final and ground_truth is not None and verdict.decision is Decision.PROMOTE:
         verdict = verdict.model_copy(update={

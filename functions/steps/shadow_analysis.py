@@ -12,7 +12,7 @@ Two methods (SHADOW_METHOD):
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from functions.adapters import cloudwatch
@@ -25,6 +25,7 @@ from functions.stats import bias as live_bias
 from functions.stats import verdict as sequential
 from functions.stats.drift import DriftPolicy
 from functions.stats.evidence import ShadowEvidence, assess
+from functions.stats.periods import Period
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -155,10 +156,11 @@ def policy_for(settings: Settings, overrides: GuardrailOverrides | None = None) 
 
 def variant_sample(
     endpoint: str, variant: str, start: datetime, end: datetime, period: int, config: str | None = None,
-    name: str | None = None,
+    name: str | None = None, tail_threshold: float | None = None,
 ) -> sequential.VariantSample:
-    """Cumulative counts of one variant (of one fleet, with `config`) over [start, end): 5XX Sum/SampleCount,
-    ModelLatency per period."""
+    """One variant (of one fleet, with `config`) over [start, end), PERIOD BY PERIOD, so that the verdict
+    compares the arms within each period (statistics audit §3 #1, #10): 5XX Sum / SampleCount, 4XX Sum,
+    ModelLatency Sum / SampleCount and, with `tail_threshold`, `TC(threshold:)` (requests above it)."""
     dims = {"EndpointName": endpoint, "VariantName": variant}
     if config:
         dims["EndpointConfigName"] = config  # the dimension SageMaker adds per fleet during a deployment
@@ -169,13 +171,53 @@ def variant_sample(
         "end": end,
         "period": period,
     }
-    errors = cloudwatch.metric_stats(metric="Invocation5XXErrors", stats=["Sum", "SampleCount"], **window)
-    latency = cloudwatch.metric_stats(metric="ModelLatency", stats=["Average", "SampleCount"], **window)
-    return sequential.VariantSample.from_metric_stats(name or variant, errors, latency)
+    errors = cloudwatch.metric_periods(metric="Invocation5XXErrors", stats=["Sum", "SampleCount"], **window)
+    client_errors = cloudwatch.metric_periods(metric="Invocation4XXErrors", stats=["Sum"], **window)["Sum"]
+    latency = cloudwatch.metric_periods(metric="ModelLatency", stats=["Sum", "SampleCount"], **window)
+    exceed = _exceedances(window, tail_threshold) if tail_threshold else None
+    periods = [
+        Period(
+            t, errors["SampleCount"].get(t, 0.0), errors["Sum"].get(t, 0.0), latency["Sum"].get(t, 0.0),
+            latency["SampleCount"].get(t, 0.0), exceed.get(t, 0.0) if exceed is not None else None,
+            client_errors.get(t, 0.0),
+        )
+        for t in sorted(set(errors["SampleCount"]) | set(latency["SampleCount"]))
+    ]
+    return sequential.VariantSample.from_periods(name or variant, periods)
+
+
+def _exceedances(window: dict[str, Any], threshold: float) -> dict[float, float] | None:
+    """Requests above `threshold` per period (CloudWatch's `TC(threshold:)` extended statistic), or None."""
+    stat = f"TC({threshold:.0f}:)"
+    try:
+        return cloudwatch.metric_periods(metric="ModelLatency", stats=[stat], optional=True, **window)[stat]
+    except Exception:  # optional evidence: an implementation without extended statistics means "no tail test"
+        return None
+
+
+def baseline_tail_threshold(endpoint: str, variant: str, start: datetime, seconds: int = 3600) -> float | None:
+    """Production's p99 latency over the hour BEFORE the test (fixed before any test data: the tail
+    metric's threshold), or None when CloudWatch cannot say."""
+    window: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "dimensions": {"EndpointName": endpoint, "VariantName": variant},
+        "start": start - timedelta(seconds=seconds),
+        "end": start,
+        "period": seconds,
+    }
+    values = _p99(window)
+    return max(values) if values else None
 
 
 def _stats(sample: sequential.VariantSample) -> VariantStats:
     lat = sample.latency
+    if sample.periods is not None:
+        n = sum(p.latency_count for p in sample.periods)
+        return VariantStats(
+            variant=sample.name, invocations=sample.requests, errors_5xx=sample.errors,
+            error_rate=sample.errors / sample.requests if sample.requests else None,
+            latency_avg_us=sum(p.latency_sum for p in sample.periods) / n if n else None,  # arithmetic mean
+        )
     return VariantStats(
         variant=sample.name,
         invocations=sample.requests,
@@ -250,8 +292,10 @@ def _capture_evidence(
     policy: sequential.VerdictPolicy,
     production: sequential.VariantSample,
     candidate: sequential.VariantSample,
+    final: bool = True,
 ) -> tuple[ShadowEvidence, list[dict[str, Any]]] | None:
-    """The final verdict with what the data capture adds; None when nothing is captured."""
+    """The verdict with what the data capture adds; None when nothing is captured. The paired tests act only
+    when `final` (one look, statistics audit §3 #7)."""
     from functions.steps import data_checks  # the S3 readers (kept out of the thresholds path's imports)
 
     if not shadow.capture_uri or not shadow.production_variant:
@@ -290,7 +334,7 @@ def _capture_evidence(
         if shadow.ground_truth_uri else None
     )
     evidence = assess(
-        production, candidate, policy, final=True,
+        production, candidate, policy, final=final, mirrored=True, expected_share=_share(shadow),
         production_capture=production_records, shadow_capture=iter(shadow_records), ground_truth=truth,
         evaluation=evaluation, drift_policy=DriftPolicy(psi_major=settings.drift_psi_major),
     )
@@ -318,22 +362,29 @@ def sequential_analysis(
     every metric including the capture's (PROMOTE), or when `final` (INCONCLUSIVE / NO_DATA -> default)."""
     policy = sequential.VerdictPolicy.model_validate(shadow.policy or {})
     period = settings.metric_period_seconds
-    production = variant_sample(shadow.endpoint_name, shadow.production_variant or "", start, end, period)
-    candidate = variant_sample(shadow.endpoint_name, shadow.shadow_variant, start, end, period)
-    verdict = sequential.decide(production, candidate, policy, final=final)
+    if policy.tail_threshold_micros is None and shadow.production_variant:
+        threshold = baseline_tail_threshold(shadow.endpoint_name, shadow.production_variant, start)
+        if threshold:
+            policy = policy.model_copy(update={"tail_threshold_micros": threshold})
+    tail = policy.tail_threshold_micros
+    production = variant_sample(shadow.endpoint_name, shadow.production_variant or "", start, end, period,
+                                tail_threshold=tail)
+    candidate = variant_sample(shadow.endpoint_name, shadow.shadow_variant, start, end, period, tail_threshold=tail)
+    verdict = sequential.decide(production, candidate, policy, final=final, mirrored=True,
+                                expected_share=_share(shadow))
     details: dict[str, Any] = {"policy": policy.model_dump(mode="json"), "final": final}
     reasons = [verdict.explanation]
     wants_capture = verdict.decision is sequential.Decision.PROMOTE or (
         final and verdict.decision is sequential.Decision.INCONCLUSIVE
     )
     if wants_capture:
-        found = _capture_evidence(shadow, start, end, settings, policy, production, candidate)
+        found = _capture_evidence(shadow, start, end, settings, policy, production, candidate, final)
         if found is not None:
             evidence, bias = found
             details["evidence"] = _evidence_details(evidence, bias)
             reasons = evidence.explanation.split(" | ") + [b["explanation"] for b in bias]
-            # Capture evidence may withhold an early PROMOTE (labels still arriving, junk traffic): go on.
-            if evidence.verdict.decision is sequential.Decision.INCONCLUSIVE and not final:
+            # Capture evidence may withhold an early PROMOTE (paired tests wait for the end, junk traffic): go on.
+            if evidence.verdict.decision in (sequential.Decision.INCONCLUSIVE, sequential.Decision.CONTINUE) and not final:
                 details["verdict"] = verdict.model_dump(mode="json")
                 details["withheld"] = evidence.verdict.explanation
                 return _analysis(Verdict.INCONCLUSIVE, False, reasons, production, candidate, details)
@@ -343,6 +394,11 @@ def sequential_analysis(
     if decided is not None:
         return _analysis(decided, True, reasons, production, candidate, details)
     return _analysis(Verdict.INCONCLUSIVE, final, reasons, production, candidate, details)
+
+
+def _share(shadow: ShadowState) -> float | None:
+    """The share of production's requests the experiment mirrors (for the sample-ratio check)."""
+    return shadow.sampling_percent / 100 if 0 < shadow.sampling_percent < 100 else None
 
 
 def _evidence_details(evidence: ShadowEvidence, bias: list[dict[str, Any]]) -> dict[str, Any]:

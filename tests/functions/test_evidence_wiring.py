@@ -137,7 +137,11 @@ def test_lower_auc_shadow_is_rejected_through_ground_truth(aws, one_second_perio
     _capture(s3, "shadow", shadow)
     s3.put_object(Bucket=BUCKET, Key=f"truth/{ENDPOINT}/{START:%Y/%m/%d/%H}/labels.jsonl", Body="\n".join(truth))
     state = _shadow(capture_uri=f"s3://{BUCKET}/capture", ground_truth_uri=f"s3://{BUCKET}/truth")
-    result = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=False)
+    # Before the end the fixed-sample paired tests are not acted on (one look only, statistics audit §3 #7):
+    # the sequential PROMOTE is withheld and the test goes on.
+    early = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=False)
+    assert not early.decisive and "single look at the end" in early.details["withheld"]
+    result = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=True)
     assert result.verdict is Verdict.REJECT and result.decisive, result.reasons
     paired = result.details["evidence"]["paired"]
     assert paired["labeled"] == 400 and paired["auc"]["shadow"] < paired["auc"]["production"]
