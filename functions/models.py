@@ -165,6 +165,9 @@ class DeploymentRequest(BaseModel):
     guardrails: GuardrailOverrides | None = None
     # false: skip pre-flight (the demo's alarm-driven rollback of a model the container cannot load)
     preflight: bool | None = None
+    # an update whose new fleet served fewer than `guardrails.min_requests` (else MIN_REQUESTS) requests:
+    # rollback | extend (watch longer, up to EVIDENCE_MAX_EXTENSIONS windows) | accept (DEPLOYED_UNVERIFIED)
+    evidence_policy: Literal["rollback", "extend", "accept"] | None = None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -212,6 +215,9 @@ class Upload(BaseModel):
     names: ResourceNames
     idempotency_key: str  # upload#<bucket>/<key>#<version-id or etag>
     preflight: bool = True  # deployment.json "preflight" (false skips the pre-flight load and golden sample)
+    # deployment.json `guardrails.min_requests` / `evidence_policy`; None: the template's (issue 11 §3)
+    min_requests: int | None = None
+    evidence_policy: Literal["rollback", "extend", "accept"] | None = None
 
 
 class ParseUploadInput(S3ObjectCreatedEvent):
@@ -401,6 +407,18 @@ class DeployInput(UploadInput):
     alarms: AlarmsState | None = None
 
 
+class DeploymentEvidence(_Out):
+    """How many requests each fleet served from UpdateEndpoint to the end of the watch (issue 11 §3)."""
+
+    new_fleet_requests: int
+    old_fleet_requests: int | None = None  # None: no old fleet (first deployment)
+    min_requests: int
+    policy: Literal["rollback", "extend", "accept"]
+    since: datetime
+    until: datetime
+    sufficient: bool
+
+
 class WatchState(_Out):
     alarms: dict[str, str] = {}
     alarms_in_alarm: list[str] = []
@@ -416,6 +434,11 @@ class WatchState(_Out):
     settled: bool = False  # the endpoint is InService on rollback_config again (the rollback is done)
     endpoint_status: str | None = None
     rollback_polls: int = 0  # Rollback invocations after the first (the ASL bounds them)
+    evidence: DeploymentEvidence | None = None
+    # OK | ROLLBACK (too few requests, policy rollback or extensions used up) | EXTEND (watch again) |
+    # ACCEPT (policy accept: DEPLOYED_UNVERIFIED)
+    evidence_action: Literal["OK", "ROLLBACK", "EXTEND", "ACCEPT"] = "OK"
+    extensions: int = 0  # watch windows added for lack of evidence
 
 
 class CheckDeploymentInput(UploadInput):
@@ -424,6 +447,7 @@ class CheckDeploymentInput(UploadInput):
 
     alarms: AlarmsState | None = None
     deployment: DeploymentState
+    watch: WatchState | None = None  # the previous watch window's (its `extensions`)
 
 
 class RollbackInput(UploadInput):

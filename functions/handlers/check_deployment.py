@@ -20,7 +20,7 @@ load_settings()
 
 def _run(doc: CheckDeploymentInput) -> BaseModel:
     if doc.deployment.status is DeploymentStatus.SUCCEEDED:
-        watch = watch_deployment(doc.deployment, doc.alarms)
+        watch = watch_deployment(doc.deployment, doc.alarms, upload=doc.upload, previous=doc.watch)
         if watch.alarm:
             metrics.add_metric(name="PostDeploymentAlarms", unit=MetricUnit.Count, value=1)
         return watch

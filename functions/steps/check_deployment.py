@@ -24,10 +24,12 @@ from functions.models import (
     DeploymentState,
     DeploymentStatus,
     ShadowAnalysis,
+    Upload,
     Verdict,
     WatchState,
 )
 from functions.steps.ensure_alarms import VERDICT_METRIC, VERDICT_NAMESPACE, verdict_dimensions
+from functions.steps.evidence import deployment_evidence, evidence_action
 from functions.steps.shadow_analysis import canary_analysis
 
 IN_PROGRESS = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
@@ -162,6 +164,9 @@ def watch_deployment(
     alarms: AlarmsState | None,
     settings: Settings | None = None,
     now: datetime | None = None,
+    *,
+    upload: Upload | None = None,
+    previous: WatchState | None = None,
 ) -> WatchState:
     """After SageMaker's own bake: did any guardrail alarm fire on the new fleet during the watch (aws-audit #11)?
 
@@ -181,6 +186,11 @@ def watch_deployment(
     missing = [n for n in names if states.get(n) == "MISSING"]
     firing = [n for n in names if states.get(n) in ("ALARM", "MISSING") or n in fired]
     changed, serving = endpoint_moved(deployment)
+    # No evidence, no promotion (issue 11 §3): an alarm decides first; otherwise count what the new fleet served.
+    settings = settings or load_settings()
+    extensions = previous.extensions if previous is not None else 0
+    evidence = None if firing or changed else deployment_evidence(deployment, upload, settings, now)
+    action = "OK" if evidence is None else evidence_action(evidence, extensions, settings)
     return WatchState(
         alarms=states,
         alarms_in_alarm=firing,
@@ -189,4 +199,7 @@ def watch_deployment(
         missing_alarms=missing,
         changed_externally=changed,
         serving_config=serving,
+        evidence=evidence,
+        evidence_action=action,
+        extensions=extensions + (action == "EXTEND"),
     )

@@ -47,7 +47,9 @@ def lock_ttl_seconds(upload: Upload, settings: Settings) -> int:
         max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
         alarm_names=["lock-ttl"],
     )["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"]
-    deployment = max(polls, timeout + ROLLBACK_SECONDS) + settings.post_deployment_watch_seconds + ROLLBACK_SECONDS
+    # the watch, plus the windows EVIDENCE_POLICY extend may add (issue 11 §3)
+    watch = settings.post_deployment_watch_seconds * (1 + settings.evidence_max_extensions)
+    deployment = max(polls, timeout + ROLLBACK_SECONDS) + watch + ROLLBACK_SECONDS
     shadow = 0
     if upload.shadow.enabled:
         duration = upload.shadow.duration_seconds

@@ -17,6 +17,7 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")  # SNS subjects: printable ASCII, no 
 
 HEADLINES = {
     "DEPLOYED": "deployed",
+    "DEPLOYED_UNVERIFIED": "deployed without enough traffic to verify it",
     "PROMOTED": "promoted from shadow",
     "ROLLED_BACK": "rolled back",
     "REJECTED": "rejected by the quality gate",
@@ -54,20 +55,37 @@ def subject_for(outcome: str, model: str, endpoint: str) -> str:
     return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 3] + "..."
 
 
+def _served(doc: NotifyInput) -> str | None:
+    """How many requests each fleet served during the update and its watch (issue 11 §3)."""
+    evidence = _get(doc.watch, "evidence")
+    if not isinstance(evidence, dict):
+        return None
+    text = f"The new fleet served {evidence.get('new_fleet_requests')} request(s)"
+    if evidence.get("old_fleet_requests") is not None:
+        text += f", the old fleet {evidence['old_fleet_requests']}"
+    return text + f" (at least {evidence.get('min_requests')} needed to verify the model)."
+
+
 def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[str, Any]]:
     """A one-paragraph human summary and the details behind it, per outcome."""
     outcome = doc.outcome
     details: dict[str, Any] = {}
     strategy = _get(doc.upload, "strategy")
-    if outcome == "DEPLOYED":
+    served = _served(doc)
+    if outcome in ("DEPLOYED", "DEPLOYED_UNVERIFIED"):
         details = {
             "strategy": strategy,
             "endpoint_config": _get(doc.deployment, "target_config"),
             "mode": _get(doc.deployment, "mode"),
             "alarms": _get(doc.watch, "alarms"),
+            "evidence": _get(doc.watch, "evidence"),
         }
         text = f"{model} now serves all traffic on {endpoint} ({_get(doc.deployment, 'mode') or 'deployment'}"
         text += f", {strategy})." if strategy else ")."
+        if outcome == "DEPLOYED_UNVERIFIED":
+            text += " It was NOT verified: too few requests reached it, and the evidence policy accepts that."
+        if served:
+            text += f" {served}"
     elif outcome == "ROLLED_BACK":
         firing = _get(doc.deployment, "alarms_in_alarm") or _get(doc.watch, "alarms_in_alarm") or []
         missing = _get(doc.watch, "missing_alarms") or []
@@ -77,10 +95,17 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
             if missing
             else "a guardrail alarm fired after the deployment" if _get(doc.watch, "rolled_back") else None
         )
+        if _get(doc.watch, "evidence_action") == "ROLLBACK" and not (
+            firing or missing or _get(doc.deployment, "failure_reason")
+        ):
+            reason = "too few requests reached the new fleet to verify it (no evidence, no promotion)"
+        if served:
+            reason = f"{reason}. {served}" if reason else served
         details = {
             "failure_reason": reason,
             "alarms_in_alarm": firing,
             "restored_config": _get(doc.deployment, "previous_config"),
+            "evidence": _get(doc.watch, "evidence"),
         }
         text = f"The update of {endpoint} to {model} was rolled back; the previous model still serves."
         if reason:

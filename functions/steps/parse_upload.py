@@ -122,4 +122,6 @@ def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:
         names=names,
         idempotency_key=idempotency_key,
         preflight=request.preflight is not False,
+        min_requests=request.guardrails.min_requests if request.guardrails else None,
+        evidence_policy=request.evidence_policy,
     )
