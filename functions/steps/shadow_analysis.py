@@ -440,8 +440,15 @@ def canary_analysis(
     that the third auto-rollback alarm watches, so SageMaker itself rolls back.)"""
     policy = policy or policy_for(settings)
     period = settings.metric_period_seconds
-    old = variant_sample(endpoint, previous[1], start, end, period, config=previous[0], name=previous[0])
-    new = variant_sample(endpoint, target[1], start, end, period, config=target[0], name=target[0])
+    if policy.tail_threshold_micros is None:  # the old fleet's p99 in the hour before the deployment
+        threshold = baseline_tail_threshold(endpoint, previous[1], start)
+        if threshold:
+            policy = policy.model_copy(update={"tail_threshold_micros": threshold})
+    tail = policy.tail_threshold_micros
+    old = variant_sample(endpoint, previous[1], start, end, period, config=previous[0], name=previous[0],
+                         tail_threshold=tail)
+    new = variant_sample(endpoint, target[1], start, end, period, config=target[0], name=target[0],
+                         tail_threshold=tail)
     verdict = sequential.decide(old, new, policy, final=final)
     decided = _VERDICTS.get(verdict.decision)
     analysis = _analysis(
