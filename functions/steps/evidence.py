@@ -42,7 +42,7 @@ def fleet_requests(endpoint: str, variant: str, config: str, start: datetime, en
         end=end,
         period=COUNT_PERIOD,
     )["Sum"]
-    return int(round(sum(values)))
+    return round(sum(values))
 
 
 def deployment_evidence(

@@ -21,6 +21,14 @@ def _alarm_history() -> None:
     patch_moto()  # DescribeAlarmHistory, which the watch reads (as the local cloud's moto does)
 
 
+@pytest.fixture(autouse=True)
+def _endpoint_serves_the_new_config(monkeypatch) -> None:
+    """The watch also checks what the endpoint serves (issue 12 §6): here it serves the new config."""
+    from functions.steps import check_deployment
+
+    monkeypatch.setattr(check_deployment, "endpoint_moved", lambda d: (False, d.target_config))
+
+
 def _served(config: str, n: int, at: datetime) -> None:
     cw = boto3.client("cloudwatch")
     dims = [
