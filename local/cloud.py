@@ -47,6 +47,12 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def _uninstall_faults() -> None:
+    from local import faults
+
+    faults.uninstall()
+
+
 def _uninstall_iam() -> None:
     from local.iam import enforce
 
@@ -157,6 +163,9 @@ class LocalCloud:
             self._env, self.workdir / "logs" / "lambda", self.region, moto_url, credentials=credentials
         )
         self.runtime.install()
+        from local import faults
+
+        faults.install()  # armed on demand through the emulator's /_guardrail/faults (tests/faults/)
         self.bridge = EventBridgeDelivery(self._env)
         self.bridge.install()
         self.evaluator = AlarmEvaluator(aws_endpoint_url=moto_url, region=self.region, interval=self.alarm_interval)
@@ -211,6 +220,7 @@ class LocalCloud:
             ("Lambda runtime", lambda: self.runtime and self.runtime.stop()),
             ("moto", lambda: self._moto and self._moto._server and self._moto.stop()),
             ("strict IAM", lambda: self.strict and _uninstall_iam()),
+            ("fault hooks", _uninstall_faults),
         ):
             try:
                 stop()

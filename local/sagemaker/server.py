@@ -130,6 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Fault injection for tests: {"operation": "UpdateEndpoint", "count": 3} throttles the next 3 calls."""
         try:
             spec = json.loads(body or b"{}")
+            if "kill" in spec or "service" in spec:  # a Lambda crash or a moto API throttle (local/faults.py)
+                from local.faults import FAULTS
+
+                return self._send(200, json.dumps(FAULTS.arm(spec)).encode(), "application/json")
             op, count = str(spec["operation"]), int(spec.get("count", 1))
         except (ValueError, KeyError, TypeError) as exc:
             return self._error(ValidationError(f"fault spec needs operation and count: {exc!r}"), "application/json")
