@@ -26,6 +26,7 @@ from functions.stats import verdict as sequential
 from functions.stats.drift import DriftPolicy
 from functions.stats.evidence import ShadowEvidence, assess
 from functions.stats.periods import Period
+from functions.stats.plan import Plan, lognormal_cv2, plan
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -193,6 +194,42 @@ def _exceedances(window: dict[str, Any], threshold: float) -> dict[float, float]
         return cloudwatch.metric_periods(metric="ModelLatency", stats=[stat], optional=True, **window)[stat]
     except Exception:  # optional evidence: an implementation without extended statistics means "no tail test"
         return None
+
+
+def pre_test_plan(
+    endpoint: str, variant: str, start: datetime, seconds: int, settings: Settings,
+    policy: sequential.VerdictPolicy, share: float, *, mirrored: bool, tail: bool,
+) -> Plan | None:
+    """The plan of `functions.stats.plan` from production's traffic in the hour BEFORE the test: expected
+    minutes to a decision and P(inconclusive) for an equal model, and whether the duration can decide."""
+    window: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "dimensions": {"EndpointName": endpoint, "VariantName": variant},
+        "start": start - timedelta(seconds=3600),
+        "end": start,
+        "period": 3600,
+    }
+    try:
+        errors = cloudwatch.metric_stats(metric="Invocation5XXErrors", stats=["Sum", "SampleCount"], **window)
+    except Exception:  # the plan is advice: without history there is none
+        return None
+    requests = sum(errors["SampleCount"])
+    if requests <= 0:
+        return None
+    rps = requests / 3600
+    p50 = p99 = None
+    if _percentiles["supported"]:
+        try:
+            q = cloudwatch.metric_stats(metric="ModelLatency", stats=["p50", "p99"], optional=True, **window)
+            p50, p99 = (max(q["p50"]) if q["p50"] else None), (max(q["p99"]) if q["p99"] else None)
+        except Exception:
+            _percentiles["supported"] = False
+    prod_rps, cand_rps = (rps, rps * share) if mirrored else (rps * (1 - share), rps * share)
+    return plan(
+        production_rps=prod_rps, candidate_rps=cand_rps, duration_seconds=seconds,
+        period_seconds=settings.metric_period_seconds, policy=policy,
+        error_rate=sum(errors["Sum"]) / requests, latency_cv2=lognormal_cv2(p50, p99), tail=tail,
+    )
 
 
 def baseline_tail_threshold(endpoint: str, variant: str, start: datetime, seconds: int = 3600) -> float | None:
@@ -374,6 +411,16 @@ def sequential_analysis(
                                 expected_share=_share(shadow))
     details: dict[str, Any] = {"policy": policy.model_dump(mode="json"), "final": final}
     reasons = [verdict.explanation]
+    duration = int((datetime.fromisoformat(shadow.ends_at) - start).total_seconds()) if shadow.ends_at else 0
+    forecast = (
+        pre_test_plan(shadow.endpoint_name, shadow.production_variant, start, duration, settings, policy,
+                      shadow.sampling_percent / 100, mirrored=True, tail=tail is not None)
+        if shadow.production_variant and duration > 0 else None
+    )
+    if forecast is not None:
+        details["plan"] = forecast.model_dump(mode="json")
+        if not forecast.decidable:
+            reasons.append(forecast.explanation)
     wants_capture = verdict.decision is sequential.Decision.PROMOTE or (
         final and verdict.decision is sequential.Decision.INCONCLUSIVE
     )
