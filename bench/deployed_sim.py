@@ -38,10 +38,12 @@ class Case:
     name: str
     scenario: Scenario
     truth: str  # "equal" (REJECT is false), "tolerated" (inside the margin: REJECT is false),
-    # "worse" (beyond the margin: PROMOTE is false), "margin" (at the margin: PROMOTE is false)
+    # "worse" (beyond the margin: PROMOTE is false), "margin" (at the margin: PROMOTE is false),
+    # "harm" (exactly at the harm threshold: REJECT is false, bounded by alpha / m)
     canary: bool = False
     mirrored: bool = True
     effect: str = ""  # for the fixed-horizon size: "errors", "latency", "tail"
+    policy: dict | None = None  # VerdictPolicy overrides
 
 
 def cases(minutes: int) -> list[Case]:
@@ -64,7 +66,23 @@ def cases(minutes: int) -> list[Case]:
              "equal", canary=True, mirrored=False),
         Case("canary 25 %, new fleet 20 % errors", replace(base, mirrored=False, share=0.25, error_b=0.2), "worse",
              canary=True, mirrored=False, effect="errors"),
+        Case("shadow 5 %, latency x1.10 (= harm), sigma 1", replace(base, sampling=0.05, sigma=1.0, scale_b=1.10),
+             "harm", canary=True),
+        Case("canary 25 %, errors +0.5 pp (= harm)", replace(base, mirrored=False, share=0.25, error_b=0.010),
+             "harm", canary=True, mirrored=False),
+        Case("shadow 5 %, equal, sigma 1, harm 0", replace(base, sampling=0.05, sigma=1.0), "equal", canary=True,
+             policy=HARM0),
+        Case("linear 10->50 % + common drift, equal, harm 0",
+             replace(base, mirrored=False, share=ramp, drift=lambda t: (1 + 0.3 * t / minutes, 1 + 2 * t / minutes)),
+             "equal", canary=True, mirrored=False, policy=HARM0),
+        Case("shadow 100 %, tail only: 10 % of requests x1.5 (share above old p99 1 -> 1.55 %, p99 +9 %)",
+             replace(base, tail_frac=0.10, tail_mult=1.5), "tolerated"),
+        Case("shadow 100 %, tail only: 6 % of requests x3 (share above old p99 1 -> 3.6 %, p99 +55 %)",
+             replace(base, tail_frac=0.06, tail_mult=3.0), "worse", effect="tail"),
     ]
+
+
+HARM0 = {"error_harm": 0.0, "latency_harm": 0.0, "tail_harm": 0.0}
 
 
 def fixed_minutes(case: Case, rate: float) -> float | None:
@@ -110,7 +128,7 @@ def _tail_share(sc: Scenario) -> float:
 def run_case(case: Case, rate: float, sims: int, poll: int, seed: int) -> dict:
     sc = replace(case.scenario, rate=rate, _moments={})
     rng = np.random.default_rng(seed)
-    policy = VerdictPolicy()
+    policy = VerdictPolicy(**(case.policy or {}))
     steps = sc.minutes * 60 // sc.period
     rejects = promotes = rule = 0
     times: list[float] = []
@@ -121,6 +139,9 @@ def run_case(case: Case, rate: float, sims: int, poll: int, seed: int) -> dict:
             v = decide(VariantSample.from_periods("prod", cumulative(a, k)),
                        VariantSample.from_periods("new", cumulative(b, k)), policy, mirrored=case.mirrored,
                        final=k + poll > steps)
+            if v.decision is Decision.REJECT and "that production answered" in v.explanation and not v.metrics:
+                rule += 1  # issue 11's rule with too little data
+                break
             if v.decision is Decision.REJECT and "that production answered" in v.explanation:
                 rule += 1  # issue 11's rule (an INCONCLUSIVE end with unmatched shadow 5XX), not a statistical REJECT
                 break
