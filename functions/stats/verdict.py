@@ -82,17 +82,19 @@ class LatencySummary(_Frozen):
 
     @classmethod
     def from_period_stats(cls, averages: Sequence[float], counts: Sequence[float]) -> LatencySummary:
-        """From CloudWatch `ModelLatency` per-period `Average` and `SampleCount` (same periods, same order).
+        """From CloudWatch `ModelLatency` per-period `Average` and `SampleCount` when every period holds at most
+        ONE request (then the averages are the per-request values).
 
-        Periods holding one request give the exact per-request values. A period average over several requests
-        hides their spread, so then each period counts as ONE observation of its average: a test on
-        per-period means, with fewer samples but an honest variance (use short periods: 1 s locally, 60 s on
-        AWS). No tail counts: CloudWatch cannot say how many requests exceeded a threshold.
+        Periods averaging several requests are refused: the log of a period average is biased by the period's
+        count (statistics audit §3 #1), so two arms with different counts per period would be compared with a
+        bias. Use `VariantSample.from_periods` (per-period Sum / SampleCount, compared within each period).
         """
         if len(averages) != len(counts):
             raise ValueError(f"{len(averages)} averages but {len(counts)} sample counts")
-        if all(c == 1 for c in counts):
-            return cls.from_values(averages)
+        if any(c > 1 for c in counts):
+            raise ValueError(
+                "periods average several requests: use VariantSample.from_periods (per-period Sum / SampleCount)"
+            )
         return cls.from_values(a for a, c in zip(averages, counts, strict=True) if c > 0)
 
     def __add__(self, other: LatencySummary) -> LatencySummary:
