@@ -17,7 +17,7 @@ Environment variables (upper-case of the template parameter / field name; defaul
   quality gate   MIN_AUC [0.75], MAX_AUC_DROP [0.01], MAX_DISPARATE_IMPACT_DEVIATION [0.2],
                  MAX_POSITIVE_PROPORTION_DIFFERENCE [0.2], BIAS_FACETS [comma list; empty = all facets]
   shadow         SHADOW_SAMPLING_PERCENT [100], SHADOW_DURATION_SECONDS [3600],
-                 SHADOW_MIN_INVOCATIONS [30], SHADOW_MAX_ERROR_RATE_DELTA [0.01],
+                 SHADOW_MIN_INVOCATIONS [100], SHADOW_MAX_ERROR_RATE_DELTA [0.01],
                  SHADOW_MAX_LATENCY_RATIO [1.5], SHADOW_LATENCY_SLACK_MICROS [5000]
   evidence       SHADOW_METHOD [thresholds | msprt: the sequential verdict, the template's default],
                  METRIC_PERIOD_SECONDS [60; 1 locally], SHADOW_ALPHA [0.05], SHADOW_ERROR_MARGIN [0.005],
@@ -96,7 +96,7 @@ class Settings(BaseModel):
 
     shadow_sampling_percent: int = Field(default=100, ge=1, le=100)
     shadow_duration_seconds: int = Field(default=3600, ge=1)
-    shadow_min_invocations: int = Field(default=30, ge=1)
+    shadow_min_invocations: int = Field(default=100, ge=1)  # = VerdictPolicy.min_requests and the template default
     shadow_max_error_rate_delta: float = Field(default=0.01, ge=0, le=1)
     shadow_max_latency_ratio: float = Field(default=1.5, gt=0)
     shadow_latency_slack_micros: float = Field(default=5000, ge=0)  # differences below this are noise
