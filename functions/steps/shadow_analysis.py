@@ -424,6 +424,12 @@ def sequential_analysis(
     wants_capture = verdict.decision is sequential.Decision.PROMOTE or (
         final and verdict.decision is sequential.Decision.INCONCLUSIVE
     )
+    if wants_capture and not final and shadow.ground_truth_uri and shadow.capture_uri:
+        # The paired (ground-truth) tests are fixed-sample: one look, at the end (statistics audit §3 #7). Until
+        # then a sequential PROMOTE waits, without reading the capture at every poll.
+        details["verdict"] = verdict.model_dump(mode="json")
+        details["withheld"] = "PROMOTE withheld until the paired tests' single look at the end of the test"
+        return _analysis(Verdict.INCONCLUSIVE, False, reasons + [details["withheld"]], production, candidate, details)
     if wants_capture:
         found = _capture_evidence(shadow, start, end, settings, policy, production, candidate, final)
         if found is not None:
