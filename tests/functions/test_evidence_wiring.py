@@ -325,3 +325,38 @@ def test_canary_phase_is_judged_fleet_against_fleet(aws, one_second_periods) -> 
     assert bad.verdict is Verdict.REJECT and bad.method == "msprt-canary" and bad.shadow.errors_5xx == 80
     good = canary_analysis(ENDPOINT, ("cfg-old", "AllTraffic"), ("cfg-good", "AllTraffic"), *window, settings)
     assert good.verdict is Verdict.PROMOTE and good.decisive, good.reasons
+
+
+def test_shadow_refusing_requests_production_answered_is_rejected(aws, one_second_periods) -> None:
+    """Issue 11: the shadow returns 4XX on requests production answered: REJECT, not INCONCLUSIVE."""
+    cw = boto3.client("cloudwatch")
+    _put(cw, "prod", 400, 0, 2000, 0.1, 1)
+    _put(cw, "shadow", 400, 0, 2000, 0.1, 2)
+    dims = [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "shadow"}]
+    cw.put_metric_data(Namespace="AWS/SageMaker", MetricData=[
+        {"MetricName": "Invocation4XXErrors", "Dimensions": dims, "Timestamp": START + timedelta(seconds=3),
+         "Value": 1.0, "StorageResolution": 1},
+    ])
+    result = sequential_analysis(_shadow(), START, START + timedelta(seconds=100), one_second_periods, final=False)
+    assert result.verdict is Verdict.REJECT and result.decisive
+    assert "4XX" in result.reasons[0] and "production answered" in result.reasons[0]
+
+
+def test_plan_from_the_hour_before_warns_when_the_test_cannot_decide(aws, one_second_periods) -> None:
+    """Item 6: production's traffic before the test gives the plan; 100 requests/h cannot decide in 100 s."""
+    cw = boto3.client("cloudwatch")
+    dims = [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "prod"}]
+    before = [
+        {"MetricName": "Invocation5XXErrors", "Dimensions": dims, "Timestamp": START - timedelta(minutes=50 - i // 3),
+         "Value": 0.0}
+        for i in range(100)
+    ]
+    for i in range(0, len(before), 500):
+        cw.put_metric_data(Namespace="AWS/SageMaker", MetricData=before[i : i + 500])
+    _put(cw, "prod", 400, 0, 2000, 0.1, 1)
+    _put(cw, "shadow", 400, 0, 2000, 0.1, 2)
+    state = _shadow(ends_at=(START + timedelta(seconds=100)).isoformat())
+    result = sequential_analysis(state, START, START + timedelta(seconds=100), one_second_periods, final=False)
+    plan = result.details["plan"]
+    assert plan["decidable"] is False and plan["production_rps"] == pytest.approx(100 / 3600)
+    assert any(r.startswith("WARNING: this test cannot decide") for r in result.reasons)
