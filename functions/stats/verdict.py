@@ -160,16 +160,43 @@ class VariantSample(_Frozen):
         name: str,
         errors: dict[str, list[float]],
         latency: dict[str, list[float]] | None = None,
+        timestamps: Sequence[float] | None = None,
     ) -> VariantSample:
-        """From `functions.adapters.cloudwatch.metric_stats` results over the test window:
-        `Invocation5XXErrors` with stats ["Sum", "SampleCount"] and `ModelLatency` with ["Average", "SampleCount"].
+        """From per-period CloudWatch statistics over the test window, as `metric_stats` returns them:
+        `Invocation5XXErrors` ["Sum", "SampleCount"] and `ModelLatency` ["Average" or "Sum", "SampleCount"], the
+        same periods in the same order for both metrics (and for both arms: periods are aligned by position, or
+        by `timestamps` when given). Optional `Invocation4XXErrors` Sum as errors["4XX"], exceedance counts as
+        latency["Exceed"] (`TC(threshold:)`). The result carries the periods: the deployed path.
         """
-        requests = round(sum(errors.get("SampleCount", [])))
-        failed = round(sum(errors.get("Sum", [])))
-        lat = None
-        if latency is not None and latency.get("Average"):
-            lat = LatencySummary.from_period_stats(latency["Average"], latency.get("SampleCount", []))
-        return cls(name=name, requests=requests, errors=failed, latency=lat)
+        req, err = errors.get("SampleCount", []), errors.get("Sum", [])
+        if len(req) != len(err):
+            raise ValueError(f"{len(err)} error sums but {len(req)} sample counts")
+        if latency is None or not (latency.get("Average") or latency.get("Sum")):
+            lat_n: list[float] = [0.0] * len(req)
+            lat_sum: list[float] = [0.0] * len(req)
+            exceed = None
+        else:
+            lat_n = latency.get("SampleCount", [])
+            if latency.get("Sum"):
+                lat_sum = latency["Sum"]
+            else:
+                lat_sum = [a * c for a, c in zip(latency["Average"], lat_n, strict=False)]
+            if not (len(lat_n) == len(lat_sum) == len(req)):
+                raise ValueError(
+                    f"{len(lat_sum)} latency averages/sums, {len(lat_n)} latency sample counts and {len(req)} error "
+                    "periods: pass the same periods for both metrics"
+                )
+            exceed = latency.get("Exceed")
+        client = errors.get("4XX")
+        starts = list(timestamps) if timestamps is not None else [float(i) for i in range(len(req))]
+        periods = [
+            Period(
+                starts[i], req[i], err[i], lat_sum[i], lat_n[i],
+                exceed[i] if exceed is not None else None, client[i] if client is not None else None,
+            )
+            for i in range(len(req))
+        ]
+        return cls.from_periods(name, periods)
 
     @model_validator(mode="after")
     def _consistent(self) -> VariantSample:

@@ -126,17 +126,20 @@ def test_verdict_serializes_for_the_execution_document():
 
 def test_samples_from_cloudwatch_metric_stats():
     errors = {"Sum": [0.0, 1.0, 2.0], "SampleCount": [100.0, 120.0, 80.0]}
-    one_per_period = {"Average": [1000.0, 2000.0, 4000.0], "SampleCount": [1.0, 1.0, 1.0]}
-    v = VariantSample.from_metric_stats("AllTraffic", errors, one_per_period)
-    assert (v.requests, v.errors) == (300, 3)
-    assert v.latency == LatencySummary.from_values([1000, 2000, 4000])
-    # several requests per period: the log of their average is biased by the count (audit §3 #1): refused
-    many = {"Average": [1000.0, 2000.0], "SampleCount": [50.0, 0.0]}
+    latency = {"Average": [1000.0, 2000.0, 4000.0], "SampleCount": [100.0, 120.0, 80.0]}
+    v = VariantSample.from_metric_stats("AllTraffic", errors, latency)
+    assert (v.requests, v.errors) == (300, 3) and v.latency is None and len(v.periods) == 3
+    assert v.periods[1].latency_sum == 240_000.0 and v.latency_requests == 300  # Sum = Average x SampleCount
+    with pytest.raises(ValueError, match="same periods"):
+        VariantSample.from_metric_stats("x", errors, {"Average": [1.0], "SampleCount": [1.0]})
+    # LatencySummary.from_period_stats refuses averages over several requests (the biased log of an average)
     with pytest.raises(ValueError, match="from_periods"):
-        VariantSample.from_metric_stats("x", errors, many)
+        LatencySummary.from_period_stats([1000.0, 2000.0], [50.0, 1.0])
+    assert LatencySummary.from_period_stats([1000.0, 2000.0], [1.0, 1.0]) == LatencySummary.from_values([1000, 2000])
     with pytest.raises(ValueError, match="averages but"):
         LatencySummary.from_period_stats([1.0], [1.0, 2.0])
-    assert VariantSample.from_metric_stats("x", errors).latency is None
+    no_latency = VariantSample.from_metric_stats("x", errors)
+    assert decide(no_latency, no_latency).decision is Decision.NO_DATA
 
 
 def test_verdict_false_reject_rate_on_equal_models_is_within_alpha():
