@@ -4,7 +4,7 @@ One call draws a whole test: per period (60 s by default) each arm's requests (S
 ModelLatency Sum / SampleCount, and the count above a latency threshold (what `TC(threshold:)` returns).
 
 Traffic shapes:
-- mirrored (a shadow): production gets Poisson(rate × period) requests; the shadow gets a Binomial(sampling)
+- mirrored (a shadow): production gets Poisson(rate x period) requests; the shadow gets a Binomial(sampling)
   subset of THE SAME requests, whose latencies correlate with production's (`rho` on the log scale);
 - split (a canary or linear step): the requests go to the new fleet with probability `share(t)`.
 Effects: a multiplicative latency factor on the shadow, a tail (a share of the shadow's requests `tail_mult`

@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cloudwatch_periods import Scenario, cumulative, simulate  # noqa: E402
-from functions.stats.distributions import normal_ppf  # noqa: E402
-from functions.stats.verdict import Decision, VariantSample, VerdictPolicy, decide  # noqa: E402
+from bench.cloudwatch_periods import Scenario, cumulative, simulate
+from functions.stats.distributions import normal_ppf
+from functions.stats.verdict import Decision, VariantSample, VerdictPolicy, decide
 
 ALPHA = 0.05
 

@@ -8,9 +8,9 @@ counts against the baseline proportions. Conventional PSI reading: < 0.1 stable,
 > 0.2 major shift.
 
 Calibrated to n and to the number of features (statistics audit §3 #11, #12): PSI's null grows like
-(k − 1)/n (n·PSI ≈ χ²_{k−1}), so a fixed 0.2 alarms on same-distribution traffic at small n. A feature is
+(k - 1)/n (n·PSI ≈ χ²_{k-1}), so a fixed 0.2 alarms on same-distribution traffic at small n. A feature is
 flagged only when BOTH its likelihood-ratio statistic G = 2 Σ O ln(O / E), scaled by m / (n + m) for the
-baseline's own sample size m (a two-sample test), exceeds its χ²_{k'−1} quantile at a Bonferroni level
+baseline's own sample size m (a two-sample test), exceeds its χ²_{k'-1} quantile at a Bonferroni level
 alpha / (features judged), AND its PSI exceeds the moderate / major cut-off (the effect is worth a notice).
 Cells with an expected count below 5 are merged first (adjacent numeric bins; rare categories into one),
 and PSI uses add-½ smoothed live shares on the merged cells, so an empty bin no longer explodes it.
@@ -224,7 +224,7 @@ def categorical_drift(
     value = 0.0
     if n:
         live = [float(counts.get(c, 0)) for c in cats]
-        g, gdf, gp, value = g_test(expected, live, n, baseline_n, policy.min_expected, adjacent=False)
+        g, _gdf, gp, value = g_test(expected, live, n, baseline_n, policy.min_expected, adjacent=False)
         # Pearson's chi-square on the same merged cells, with the same two-sample scaling
         e_m, c_m = merge_cells(expected, live, n, policy.min_expected, adjacent=False)
         df = len(e_m) - 1

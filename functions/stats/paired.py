@@ -83,7 +83,7 @@ class PairedReport(_Frozen):
         """
         policy = policy or VerdictPolicy()
         out: list[MetricEvidence] = []
-        z = normal_ppf(1 - policy.paired_alpha / 2)
+        normal_ppf(1 - policy.paired_alpha / 2)
         if self.auc is not None:
             a = self.auc
             loss, lo, hi = -a.difference, -a.ci_high, -a.ci_low
@@ -206,10 +206,10 @@ def delong_paired(
 
 
 def tango_interval(b: int, c: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Tango's (1998) score interval for a paired difference of proportions δ = (b − c) / n.
+    """Tango's (1998) score interval for a paired difference of proportions δ = (b - c) / n.
 
     b = pairs where only the first model is right, c = only the second, n = all pairs. The score statistic
-    Z(δ) = (b − c − nδ) / sqrt(n (2 p̂21(δ) + δ(1 − δ))) uses the restricted MLE of the discordant cell, so
+    Z(δ) = (b - c - nδ) / sqrt(n (2 p̂21(δ) + δ(1 - δ))) uses the restricted MLE of the discordant cell, so
     the interval stays honest at b = c = 0 (upper end z² / (n + z²)) where the Wald interval is [0, 0].
     """
     if n <= 0 or b < 0 or c < 0 or b + c > n:

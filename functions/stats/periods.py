@@ -7,23 +7,23 @@ combines the periods, so a traffic step (canary share, linear step, a sampled sh
 both arms (a busy hour, an error burst upstream) cancels instead of biasing the comparison.
 
 - **Counts** (errors, requests above the tail threshold): conditionally on a period's total events
-  E_t = k_a + k_b, the shadow's share is Binomial(E_t, π_t) with π_t = ρ n_b / (n_a + ρ n_b), where ρ is the
+  E_t = k_a + k_b, the shadow's share is Binomial(E_t, π_t) with π_t = rho n_b / (n_a + rho n_b), where rho is the
   ratio of the arms' rates (Poisson model; Lindon & Malek 2022, "Anytime-valid inference for multinomial count
-  data"). Mixing the likelihood over a fixed discrete prior on log ρ gives a test martingale for every ρ0 at
-  once, so the confidence sequence for ρ is exact at any count: no plug-in variance, no normal
+  data"). Mixing the likelihood over a fixed discrete prior on log rho gives a test martingale for every rho0 at
+  once, so the confidence sequence for rho is exact at any count: no plug-in variance, no normal
   approximation, zero events mean "no information" rather than "no variance".
 - **Rates of one arm**: Robbins' beta mixture for a Bernoulli sequence (an exact test martingale), giving a
   confidence sequence for one arm's error rate or exceedance share at any n.
 - **Mean latency**: the ratio R = μ_b / μ_a of the arms' ARITHMETIC means, from per-period Sum / SampleCount.
-  Per period D_t(R0) = h_t (x̄_b,t − R0 x̄_a,t) has mean zero under R = R0 whatever the counts (no Jensen bias,
+  Per period D_t(R0) = h_t (x̄_b,t - R0 x̄_a,t) has mean zero under R = R0 whatever the counts (no Jensen bias,
   unlike log of per-period averages), and h_t = n_a n_b / (n_a + n_b) / m_t (m_t = production's mean latency
   before period t: predictable) weights periods by their information. The self-normalized normal mixture
-  exp(λ ΣD − λ² ΣD²/2) (de la Peña 1999) is a supermartingale for conditionally symmetric increments; for
+  exp(λ ΣD - λ² ΣD²/2) (de la Peña 1999) is a supermartingale for conditionally symmetric increments; for
   skewed latencies it is asymptotically valid (Waudby-Smith et al. 2024) and `bench/deployed_sim.py`
   measures it. Mirrored shadow traffic makes x̄_a,t and x̄_b,t positively correlated: D_t is then a PAIRED
   per-period difference and its variance shrinks accordingly.
 - **Sample-ratio mismatch**: the same beta mixture on the arms' request counts against the share the
-  configuration promises (mirrored: shadow = production × sampling; canary: the new fleet's capacity share).
+  configuration promises (mirrored: shadow = production x sampling; canary: the new fleet's capacity share).
 
 Standard library only (runs in the Lambda).
 """
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 INF = math.inf
-_THETA_MAX = 12.0  # |log ρ| searched; beyond it a bound is reported as infinite
+_THETA_MAX = 12.0  # |log rho| searched; beyond it a bound is reported as infinite
 
 
 class Period(NamedTuple):
@@ -55,7 +55,7 @@ class Bounds(NamedTuple):
     low: float
     high: float
     estimate: float
-    log_e: float  # log e-value (mixture likelihood ratio) against "no difference" (ρ = 1, R = 1) or p0
+    log_e: float  # log e-value (mixture likelihood ratio) against "no difference" (rho = 1, R = 1) or p0
 
 
 def align(a: Iterable[Period], b: Iterable[Period]) -> list[tuple[Period, Period]]:
@@ -80,9 +80,9 @@ def _log_beta_mixture(k: float, n: float, p0: float, a: float, b: float) -> floa
 
 
 def proportion_cs(k: float, n: float, alpha: float, prior_mean: float = 0.01, prior_size: float = 50.0) -> Bounds:
-    """(1 − alpha) confidence sequence for a Bernoulli rate from k events in n trials, exact at every n.
+    """(1 - alpha) confidence sequence for a Bernoulli rate from k events in n trials, exact at every n.
 
-    The Beta(prior_mean·prior_size, (1 − prior_mean)·prior_size) mixture is tightest for rates near
+    The Beta(prior_mean·prior_size, (1 - prior_mean)·prior_size) mixture is tightest for rates near
     `prior_mean` (errors: ~1 %); any prior gives a valid sequence.
     """
     if n < 0 or not 0 <= k <= n:
@@ -133,7 +133,7 @@ def _softplus(x: float) -> float:
 
 
 class _Strata:
-    """Σ over periods of the conditional binomial log-likelihood in θ = log ρ, grouped by log(n_b / n_a)."""
+    """Σ over periods of the conditional binomial log-likelihood in θ = log rho, grouped by log(n_b / n_a)."""
 
     def __init__(self, rows: Iterable[tuple[float, float, float, float]]) -> None:
         # Periods whose log(n_b / n_a) agree to 0.01 share one term, at their event-weighted mean offset (an
@@ -183,15 +183,15 @@ class _Strata:
         return theta
 
 
-_PRIOR_GRID = [j / 4 for j in range(-24, 25)]  # log ρ from −6 to 6 (a discrete prior is exact)
+_PRIOR_GRID = [j / 4 for j in range(-24, 25)]  # log rho from -6 to 6 (a discrete prior is exact)
 
 
 def ratio_cs(rows: Iterable[tuple[float, float, float, float]], alpha: float, tau: float = 1.0) -> Bounds:
-    """(1 − alpha) confidence sequence for ρ = rate_b / rate_a from per-period (k_a, n_a, k_b, n_b).
+    """(1 - alpha) confidence sequence for rho = rate_b / rate_a from per-period (k_a, n_a, k_b, n_b).
 
-    Mixture: a discrete N(0, tau²) prior on log ρ (a fixed prior, so the mixture over the alternative divided
-    by the likelihood at any ρ0 is a test martingale under ρ0). Returns bounds on ρ (0 / inf when the data
-    cannot exclude them) and the log e-value at ρ = 1.
+    Mixture: a discrete N(0, tau²) prior on log rho (a fixed prior, so the mixture over the alternative divided
+    by the likelihood at any rho0 is a test martingale under rho0). Returns bounds on rho (0 / inf when the data
+    cannot exclude them) and the log e-value at rho = 1.
     """
     return ratio_cs_levels(rows, (alpha,), tau)[0]
 
@@ -260,7 +260,7 @@ def _excess(q: float, rho: float) -> float:
 
 
 class ExcessRate(NamedTuple):
-    """Bounds on Δ = rate_b − rate_a (the shadow's excess events per shadow request)."""
+    """Bounds on Δ = rate_b - rate_a (the shadow's excess events per shadow request)."""
 
     low: float
     high: float
@@ -274,7 +274,7 @@ class ExcessRate(NamedTuple):
 def excess_rate(
     pairs: Sequence[tuple[float, float, float, float]], alpha: float, *, tau: float = 1.0, prior_mean: float = 0.01
 ) -> ExcessRate:
-    """Simultaneous (1 − alpha) bounds on the excess rate Δ = q_b (1 − 1/ρ), from the ratio's sequence
+    """Simultaneous (1 - alpha) bounds on the excess rate Δ = q_b (1 - 1/rho), from the ratio's sequence
     (alpha/2, stratified by period) and the shadow arm's own rate q_b (alpha/2, beta mixture)."""
     return excess_rate_levels(pairs, (alpha,), tau=tau, prior_mean=prior_mean)[0]
 
@@ -293,7 +293,7 @@ def excess_rate_levels(
     out = []
     for alpha, ratio in zip(alphas, ratios, strict=True):
         own = proportion_cs(kb, nb, alpha / 2, prior_mean=prior_mean)
-        # Δ = q (1 − 1/ρ) rises with ρ; in q it rises when ρ > 1 and falls when ρ < 1: extremes of the box
+        # Δ = q (1 - 1/rho) rises with rho; in q it rises when rho > 1 and falls when rho < 1: extremes of the box
         high = _excess(own.high if ratio.high >= 1 else own.low, ratio.high)
         low = _excess(own.low if ratio.low >= 1 else own.high, ratio.low)
         out.append(ExcessRate(low, high, rate_b - rate_a, rate_a, rate_b, ratio, ratio.log_e))
@@ -337,7 +337,7 @@ def _mean_sums(rows: Iterable[tuple[float, float, float, float]]) -> _MeanSums:
 
 def _log_bf_t(s: _MeanSums, r0: float, g: float) -> float:
     """log Bayes factor of the one-sample t-test (normal prior of variance g on the standardized effect, right
-    Haar prior on the scale) on Y_t = u_t − r0 w_t: a test martingale under H0 for Gaussian Y_t (Pérez-Ortiz,
+    Haar prior on the scale) on Y_t = u_t - r0 w_t: a test martingale under H0 for Gaussian Y_t (Pérez-Ortiz,
     Lardy, de Heide & Grünwald 2024; Lai 1976)."""
     p = s.periods
     if p < 2:
@@ -352,9 +352,9 @@ def _log_bf_t(s: _MeanSums, r0: float, g: float) -> float:
 
 def mean_ratio_cs(rows: Iterable[tuple[float, float, float, float]], alpha: float, tau: float = 0.1,
                   cv2: float = 0.5) -> Bounds:
-    """(1 − alpha) confidence sequence for R = mean_b / mean_a from per-period (Sum_a, n_a, Sum_b, n_b).
+    """(1 - alpha) confidence sequence for R = mean_b / mean_a from per-period (Sum_a, n_a, Sum_b, n_b).
 
-    Per period Y_t(R0) = sqrt(c_t) (x̄_b,t − R0 x̄_a,t) / m_t (c_t = n_a n_b / (n_a + n_b), the information of
+    Per period Y_t(R0) = sqrt(c_t) (x̄_b,t - R0 x̄_a,t) / m_t (c_t = n_a n_b / (n_a + n_b), the information of
     the period's difference; m_t production's mean before t) has mean zero under R = R0 whatever the counts,
     and about equal variance across periods: R0 is kept while the sequential t-test on the Y_t does not reject.
     The prior on the standardized effect is tuned to a relative effect `tau` at the periods' average c, with

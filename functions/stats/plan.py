@@ -6,7 +6,7 @@ case, and the one that must end in PROMOTE) the minutes each metric needs before
 lie inside its margin, and an approximate probability that the test is still undecided at the end
 (P(inconclusive)). The sequences are the verdict's own (`periods.py`), evaluated on the expected path:
 
-- error rate / tail: `excess_rate` on the expected counts (errors = rate × requests) at each period;
+- error rate / tail: `excess_rate` on the expected counts (errors = rate x requests) at each period;
 - mean latency: the sequential t-test's half-width for P periods of information c each, with the per-request
   squared coefficient of variation from production's p99/p50 (lognormal), or 0.5 when unknown.
 

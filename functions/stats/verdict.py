@@ -6,7 +6,7 @@ within the stated margins (PROMOTE), keeps going (CONTINUE) while neither is est
 the allotted time says INCONCLUSIVE (acted on with the policy's default). Too little data is NO_DATA,
 never a silent pass or fail. The same call judges a canary: production = old fleet, shadow = new fleet.
 
-Decision zones, per metric (difference d = shadow − production, higher = worse):
+Decision zones, per metric (difference d = shadow - production, higher = worse):
 - REJECT when the lower end of the metric's confidence sequence at level alpha/m (m = the sequential
   REJECT metrics present: the family-wise false-REJECT bound is alpha) exceeds the metric's HARM threshold
   (default: its margin), so a regression the margins tolerate is not rejected as traffic grows;
@@ -306,7 +306,7 @@ def _count_metric(
     harm: float,
     prior_mean: float,
 ) -> MetricEvidence:
-    """Excess rate Δ = shadow − production from per-period counts (one stratum when no periods)."""
+    """Excess rate Δ = shadow - production from per-period counts (one stratum when no periods)."""
     promote, reject = excess_rate_levels(rows, (alpha, alpha_reject), prior_mean=prior_mean)
     decision = _zone(reject.low, promote.high, harm, margin)
     label = "error rate" if metric == "error_rate" else "share above tail threshold"

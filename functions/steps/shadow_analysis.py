@@ -429,7 +429,7 @@ def sequential_analysis(
         # then a sequential PROMOTE waits, without reading the capture at every poll.
         details["verdict"] = verdict.model_dump(mode="json")
         details["withheld"] = "PROMOTE withheld until the paired tests' single look at the end of the test"
-        return _analysis(Verdict.INCONCLUSIVE, False, reasons + [details["withheld"]], production, candidate, details)
+        return _analysis(Verdict.INCONCLUSIVE, False, [*reasons, details["withheld"]], production, candidate, details)
     if wants_capture:
         found = _capture_evidence(shadow, start, end, settings, policy, production, candidate, final)
         if found is not None:

@@ -99,7 +99,7 @@ def test_an_empty_bin_no_longer_explodes_psi():
     counts = [0, 4, 5] + [3] * 17
     shares = [c / 60 for c in counts]
     assert drift.psi([0.05] * 20, shares) > 0.3  # the 1e-4 floor: "major" drift out of nothing
-    g, df, p, smoothed = drift.g_test([0.05] * 20, counts, 60, 10_000, 5.0, True)
+    _g, df, p, smoothed = drift.g_test([0.05] * 20, counts, 60, 10_000, 5.0, True)
     assert df == 9 and p > 0.5 and smoothed < 0.05  # merged to expected counts >= 5, smoothed shares
 
 

@@ -80,7 +80,7 @@ def test_mean_ratio_is_unbiased_when_arms_get_different_counts_per_period():
     cs = mean_ratio_cs(rows, 0.05)
     assert cs.low < 1 < cs.high and abs(cs.estimate - 1) < 0.08
     old = np.mean([math.log(s_b / n_b) - math.log(s_a / n_a) for s_a, n_a, s_b, n_b in rows])
-    assert old < -0.15  # what the old estimator reported for these equal arms (the audit's −0.24)
+    assert old < -0.15  # what the old estimator reported for these equal arms (the audit's -0.24)
 
 
 def test_sample_ratio_mismatch():
@@ -96,14 +96,14 @@ def test_sample_ratio_mismatch():
 
 
 def test_sampled_slow_shadow_is_not_promoted():
-    """20 %-slower shadow at 5 % sampling of 100 req/min (σ = 1): the old path PROMOTED 85 %."""
+    """20 %-slower shadow at 5 % sampling of 100 req/min (sigma = 1): the old path PROMOTED 85 %."""
     sc = Scenario(minutes=360, rate=100 / 60, sampling=0.05, sigma=1.0, scale_b=1.2, error_a=0.0)
     r = run(sc, 25, 1, poll=60, mirrored=True)
     assert r["PROMOTE"] <= 0.05
 
 
 def test_unequal_fleets_equal_models_are_not_rejected():
-    """Old fleet 25 % / new 75 %, 8 req/min, σ = 1, 6 h: the old path REJECTED equal models 70 %."""
+    """Old fleet 25 % / new 75 %, 8 req/min, sigma = 1, 6 h: the old path REJECTED equal models 70 %."""
     sc = Scenario(minutes=360, rate=8 / 60, mirrored=False, share=0.75, sigma=1.0, error_a=0.005)
     r = run(sc, 30, 2, poll=60, canary=True)
     assert r["REJECT"] <= 0.05
