@@ -341,6 +341,13 @@ class CreatedResource(_Out):
     status: Literal["created", "existed"]
 
 
+class ModelResource(CreatedResource):
+    """The SageMaker Model, on the content-addressed copy of the exact bytes that passed the gate (issue 12 §5)."""
+
+    model_data_url: str  # s3://<bucket>/deployed/<sha256>/model.tar.gz
+    sha256: str
+
+
 class EndpointConfigResource(CreatedResource):
     variant: str  # its production variant name: the live endpoint's (blue/green updates keep one name)
     # the config the endpoint served when this one was made (the old fleet of the update; None: no endpoint)
@@ -352,7 +359,7 @@ class CreateModelInput(UploadInput):
 
 
 class CreateEndpointConfigInput(UploadInput):
-    model: CreatedResource | None = None
+    model: ModelResource | CreatedResource | None = None
 
 
 class AlarmsState(_Out):
@@ -525,7 +532,7 @@ class AbortShadowTestInput(UploadInput):
 
 
 class StartShadowTestInput(UploadInput):
-    model: CreatedResource | None = None
+    model: ModelResource | CreatedResource | None = None
 
 
 class CheckShadowTestInput(UploadInput):

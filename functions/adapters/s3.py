@@ -73,3 +73,15 @@ def split_uri(uri: str) -> tuple[str, str]:
         raise InvalidArtifact(f"not an s3://bucket/key URI: {uri!r}")
     bucket, key = uri[5:].split("/", 1)
     return bucket, key
+
+
+def copy(bucket: str, source_key: str, dest_key: str, source_version: str | None = None) -> None:
+    """Server-side copy within the bucket (of the exact version when given); ArtifactNotFound if the source is gone."""
+    source: dict[str, str] = {"Bucket": bucket, "Key": source_key}
+    if source_version:
+        source["VersionId"] = source_version
+    try:
+        with aws_errors("copy_object"):
+            client().copy_object(Bucket=bucket, Key=dest_key, CopySource=source)
+    except ResourceNotFound as exc:
+        raise ArtifactNotFound(f"s3://{bucket}/{source_key} does not exist") from exc

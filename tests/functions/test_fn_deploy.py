@@ -290,6 +290,7 @@ def test_check_then_watch(sm, cw) -> None:
     for name in names:
         cw.add_response("describe_alarm_history", {"AlarmHistoryItems": []}, {
             "AlarmName": name, "HistoryItemType": "StateUpdate", "StartDate": ANY, "EndDate": ANY})  # fmt: skip
+    sm.add_response("describe_endpoint", _described("InService", doc["deployment"]["target_config"]))  # still ours
     watch = WatchState.model_validate(handler(doc, FakeContext()))
     assert watch.alarm and watch.alarms_in_alarm == [names[1]] and not watch.rolled_back
 
@@ -336,13 +337,21 @@ def test_rollback_impossible_on_first_deployment() -> None:
         handler(doc, FakeContext())
 
 
-def test_create_model_and_config_are_idempotent(sm) -> None:
+def test_create_model_and_config_are_idempotent(aws, sm) -> None:
+    import hashlib
+
     from functions.handlers.create_endpoint_config import handler as config_handler
     from functions.handlers.create_model import handler as model_handler
 
     doc = load_state("create_model")
     names = doc["upload"]["names"]
     model_arn = f"arn:aws:sagemaker:us-east-1:123456789012:model/{names['model']}"
+    s3 = boto3.client("s3")  # the model points at a content-addressed copy of the upload (issue 12 §5)
+    s3.create_bucket(Bucket=doc["upload"]["bucket"])
+    s3.put_object(Bucket=doc["upload"]["bucket"], Key=doc["upload"]["key"], Body=b"artifact")
+    s3.put_object(Bucket=doc["upload"]["bucket"], Key=doc["upload"]["evaluation_key"], Body=b"{}")
+    doc["upload"]["version_id"] = None
+    copy = f"s3://{doc['upload']['bucket']}/deployed/{hashlib.sha256(b'artifact').hexdigest()}/model.tar.gz"
     sm.add_response(
         "create_model",
         {"ModelArn": model_arn},
@@ -351,7 +360,7 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
             "ExecutionRoleArn": ANY,
             "PrimaryContainer": {
                 "Image": ANY,
-                "ModelDataUrl": doc["upload"]["artifact_uri"],
+                "ModelDataUrl": copy,
                 "Mode": "SingleModel",
             },
         },
@@ -360,13 +369,16 @@ def test_create_model_and_config_are_idempotent(sm) -> None:
         "name": names["model"],
         "arn": model_arn,
         "status": "created",
+        "model_data_url": copy,
+        "sha256": hashlib.sha256(b"artifact").hexdigest(),
     }
     sm.add_client_error(
         "create_model", "ValidationException", f'Cannot create already existing model "{model_arn}".'
     )
-    sm.add_response(
-        "describe_model", {"ModelName": names["model"], "ModelArn": model_arn, "CreationTime": NOW}
-    )
+    existing = {"ModelName": names["model"], "ModelArn": model_arn, "CreationTime": NOW,
+                "PrimaryContainer": {"Image": "i", "ModelDataUrl": copy}}  # fmt: skip
+    sm.add_response("describe_model", existing)
+    sm.add_response("describe_model", existing)  # the existing model points at the same bytes
     assert model_handler(doc, FakeContext())["status"] == "existed"
 
     cfg_arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{names['endpoint_config']}"

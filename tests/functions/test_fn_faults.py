@@ -129,7 +129,7 @@ def test_a_lock_of_an_unknown_execution_is_kept_until_its_ttl(machine):
 # --- ExecutionEnded: ABORTED / TIMED_OUT / FAILED (F09c) ---------------------------------------------------
 from datetime import UTC, datetime  # noqa: E402
 
-from botocore.stub import Stubber  # noqa: E402
+from botocore.stub import ANY, Stubber  # noqa: E402
 
 from functions.adapters import sagemaker  # noqa: E402
 from functions.models import ExecutionEndedOutput  # noqa: E402
@@ -293,3 +293,61 @@ def test_the_messages_say_why_and_what_serves(sent):
     assert "now serves someone-elses-cfg" in changed.payload.summary
     assert changed.payload.details["serving_config"] == "someone-elses-cfg"
     assert len(sent()) == 2
+
+
+# --- deployed versions are immutable (F04b, issue 12 §5) --------------------------------------------------
+import hashlib  # noqa: E402
+
+from functions.models import CreateModelInput  # noqa: E402
+
+
+def _versioned_upload(body: bytes, key: str = "models/xgb-runnerup/2/model.tar.gz"):
+    s3 = boto3.client("s3")
+    if "guardrail-models" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="guardrail-models")
+        s3.put_bucket_versioning(Bucket="guardrail-models", VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket="guardrail-models", Key=key, Body=body)["VersionId"]
+    s3.put_object(Bucket="guardrail-models", Key=key.replace("model.tar.gz", "evaluation.json"), Body=b'{"auc": 1}')
+    doc = load_state("create_model")
+    doc["upload"] |= {"bucket": "guardrail-models", "key": key, "version_id": version,
+                      "artifact_uri": f"s3://guardrail-models/{key}", "evaluation_key": key.replace("model.tar.gz", "evaluation.json")}  # fmt: skip
+    return CreateModelInput.model_validate(doc).upload
+
+
+def test_the_model_points_at_a_content_addressed_copy_of_the_exact_version(aws):
+    from functions.steps.create_model import create_model
+
+    upload = _versioned_upload(b"passed the gate")
+    _versioned_upload(b"overwritten after the gate")  # a newer version of the same key, before CreateModel ran
+    sha = hashlib.sha256(b"passed the gate").hexdigest()
+    url = f"s3://guardrail-models/deployed/{sha}/model.tar.gz"
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m"}, {"ModelName": upload.names.model, "ExecutionRoleArn": ANY,
+                        "PrimaryContainer": {"Image": ANY, "ModelDataUrl": url, "Mode": "SingleModel"}})  # fmt: skip
+        out = create_model(upload, load_settings())
+    s3 = boto3.client("s3")
+    assert s3.get_object(Bucket="guardrail-models", Key=f"deployed/{sha}/model.tar.gz")["Body"].read() == b"passed the gate"
+    assert s3.get_object(Bucket="guardrail-models", Key=f"deployed/{sha}/evaluation.json")["Body"].read() == b'{"auc": 1}'
+    assert out.model_data_url == url and out.sha256 == sha and out.status == "created"
+
+
+def test_overwriting_a_deployed_version_with_other_bytes_is_refused(aws):
+    from functions.steps.create_model import create_model
+
+    first = hashlib.sha256(b"the bytes that serve").hexdigest()
+    upload = _versioned_upload(b"broken bytes under the same name")
+    described = {"ModelName": upload.names.model, "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m", "CreationTime": NOW,
+                 "PrimaryContainer": {"Image": "i", "ModelDataUrl": f"s3://guardrail-models/deployed/{first}/model.tar.gz"}}  # fmt: skip
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_client_error("create_model", "ValidationException", 'Cannot create already existing model "arn:aws:sagemaker:us-east-1:123456789012:model/m".')
+        sm.add_response("describe_model", described)
+        sm.add_response("describe_model", described)
+        with pytest.raises(errors.InvalidArtifact, match="immutable"):
+            create_model(upload, load_settings())
+    # the same bytes again (a retried CreateModel, a re-run) count as done
+    same = _versioned_upload(b"the bytes that serve")
+    with Stubber(sagemaker.client()) as sm:
+        sm.add_client_error("create_model", "ValidationException", 'Cannot create already existing model "arn:aws:sagemaker:us-east-1:123456789012:model/m".')
+        sm.add_response("describe_model", described)
+        sm.add_response("describe_model", described)
+        assert create_model(same, load_settings()).status == "existed"

@@ -146,6 +146,18 @@ def s3_missing(s: Stack) -> None:
     assert s3.read_json_if_exists(s.bucket, f"models/m/v1/nothing-{uuid.uuid4().hex}.json") is None
 
 
+def s3_copy_deployed(s: Stack) -> None:
+    from functions.adapters import s3
+
+    s3.copy(s.bucket, "models/m/v1/evaluation.json", f"deployed/iam-{uuid.uuid4().hex}/evaluation.json")
+
+
+def s3_missing_copy(s: Stack) -> None:
+    from functions.adapters import s3
+
+    assert s3.head(s.bucket, f"deployed/nothing-{uuid.uuid4().hex}/model.tar.gz") is None
+
+
 def s3_deployment_json(s: Stack) -> None:
     from functions.adapters import s3
 
@@ -320,6 +332,8 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),
     ],
     "CreateModelFunction": [
+        ("s3:GetObject", s3_get), ("s3:GetObjectVersion", s3_get_version), ("s3:ListBucket", s3_missing_copy),
+        ("s3:PutObject", s3_copy_deployed),  # deployed/<sha256>/ (issue 12 §5)
         ("sagemaker:CreateModel", sagemaker("sagemaker:CreateModel", [MODEL])),
         ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),
         ("iam:PassRole", sagemaker(*PASS_ROLE)),

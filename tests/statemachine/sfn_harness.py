@@ -40,7 +40,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "ReleaseLock": (m.ReleaseLockInput, (m.ReleaseLockOutput,)),
     "QualityGate": (m.QualityGateInput, (m.GateResult,)),
     "PreFlight": (m.PreFlightInput, (m.PreFlightResult,)),
-    "CreateModel": (m.CreateModelInput, (m.CreatedResource,)),
+    "CreateModel": (m.CreateModelInput, (m.ModelResource, m.CreatedResource)),
     "CreateEndpointConfig": (m.CreateEndpointConfigInput, (m.EndpointConfigResource,)),
     "EnsureAlarms": (m.EnsureAlarmsInput, (m.AlarmsState,)),
     "Deploy": (m.DeployInput, (m.DeploymentState,)),

@@ -184,7 +184,7 @@ def base_script(shadow_enabled: bool = False) -> dict[str, Step | list[Step]]:
         "ReleaseLock": RELEASED,
         "QualityGate": GATE,
         "PreFlight": PREFLIGHT,
-        "CreateModel": created(),
+        "CreateModel": created() | {"model_data_url": "s3://guardrail-models/deployed/ab12/model.tar.gz", "sha256": "ab12"},
         "CreateEndpointConfig": created() | {"variant": "AllTraffic"},
         "EnsureAlarms": ALARMS,
         "Deploy": deployment("IN_PROGRESS"),

@@ -33,6 +33,7 @@ ADAPTER_SERVICES = {
 RENAMED = {
     "s3:HeadObject": ["s3:GetObject"],
     "s3:ListObjectsV2": ["s3:ListBucket"],
+    "s3:CopyObject": ["s3:GetObject", "s3:PutObject"],  # GetObject(Version) on the source, PutObject on the copy
 }
 # Actions IAM also evaluates for a call (the "dependent actions" column, or what the service does with the
 # caller's identity), keyed by the operation's IAM action.
