@@ -49,8 +49,8 @@ def test_successful_update_watches_alarms_then_deploys():
     result = execute(s.base_script())
     assert_ended(result, "DEPLOYED")
     order = [
-        "Start", "LoadTiming", "ParseUpload", "AcquireLock", "IsDuplicate", "QualityGate", "CreateModel",
-        "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "Deploy",
+        "Start", "LoadTiming", "ParseUpload", "AcquireLock", "IsDuplicate", "QualityGate", "PreFlight",
+        "CreateModel", "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "Deploy",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WatchAfterDeployment", "CheckAlarmsAfterWatch", "WatchVerdict", "CheckData", "Deployed", "Notify", "ReleaseLock",
@@ -82,7 +82,8 @@ def test_alarm_after_bake_triggers_manual_rollback():
     script["CheckDeployment"] = [s.deployment("SUCCEEDED", attempts=1), s.watch(alarm=True)]
     result = execute(script)
     assert_ended(result, "ROLLED_BACK")
-    assert result.states[result.states.index("WatchVerdict") + 1 :][:2] == ["Rollback", "RolledBack"]
+    after = result.states[result.states.index("WatchVerdict") + 1 :][:3]
+    assert after == ["Rollback", "RollbackSettled", "RolledBack"]
     rollback_input = result.fakes.calls_to("Rollback")[0]
     assert rollback_input["watch"]["alarms_in_alarm"] == [f"{s.ENDPOINT}-v2-latency"]
     assert result.output["watch"]["rolled_back"] is True
