@@ -336,7 +336,12 @@ def test_conclude_is_safe_to_retry_and_refuses_late_promotion(sm) -> None:
     sm.add_response(
         "describe_inference_experiment", _experiment("Completed", "Guardrail verdict PROMOTE: ok")
     )
-    assert conclude_shadow_test(doc).status == "CONCLUDED"  # no second StopInferenceExperiment
+    sm.add_response("describe_endpoint", {  # the settle check reads the endpoint after the experiment ended
+        "EndpointName": doc.endpoint_name, "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
+        "EndpointConfigName": "c", "EndpointStatus": "InService", "CreationTime": "2026-11-29T00:00:00Z",
+        "LastModifiedTime": "2026-11-29T00:00:00Z"})  # fmt: skip
+    concluded = conclude_shadow_test(doc)  # no second StopInferenceExperiment (none is stubbed)
+    assert concluded.status == "CONCLUDED" and concluded.settled
     sm.add_response("describe_inference_experiment", _experiment("Completed", "schedule ended"))
     with pytest.raises(errors.DeploymentFailed, match="can no longer be promoted"):
         conclude_shadow_test(doc)
