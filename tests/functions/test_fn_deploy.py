@@ -421,6 +421,7 @@ def test_create_model_and_config_are_idempotent(aws, sm) -> None:
         "arn": cfg_arn,
         "status": "existed",
         "variant": "AllTraffic",
+        "live_config": None,  # a new endpoint: no old fleet for the relative 4XX alarm
     }
 
 
