@@ -76,7 +76,11 @@ CANARY = {"strategy": "CANARY", "canary_percent": 25}
 CANARY_NO_PREFLIGHT = {**CANARY, "preflight": False}
 LINEAR = {"strategy": "LINEAR", "linear_step_percent": 50}
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
-# Shadow scenarios send 40 req/s: the sequential verdict needs ~100+ paired requests to be conclusive.
+# Shadow scenarios send 40 req/s: the sequential verdict needs ~100+ paired requests per arm and, for the mean
+# latency, ~10 metric periods (samconfig [local] ShadowDurationSeconds=120); a promotion waits for the end of the
+# test (one paired look at the ground truth): ~20 s of steps before, 120 s of test, ~20 s to conclude; 160 s was
+# measured on a loaded 2-core machine, so 240 s.
+SHADOW_TIMEOUT = 240.0
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -112,6 +116,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         key="shadow-promote", row="shadow promote", title="Shadow test of a better model: promoted",
         model="xgb-best", version="v5", deployment=SHADOW,
         expected="PROMOTED", serves_after="v5", endpoint_changes=True, needs_endpoint=True, traffic_rps=40,
+        timeout_seconds=SHADOW_TIMEOUT,
     ),
     Scenario(
         # The slow model: it passes the quality gate (its AUC is within the allowed drop from production's,
@@ -119,6 +124,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         key="shadow-reject", row="shadow reject", title="Shadow test of a slow model: removed",
         model="slow", version="v6", deployment=SHADOW,
         expected="SHADOW_REJECTED", serves_after="v5", needs_endpoint=True, traffic_rps=40,
+        timeout_seconds=SHADOW_TIMEOUT,
     ),
     Scenario(
         key="quality-gate-below-threshold", row="quality gate", title="Quality gate: AUC below threshold",

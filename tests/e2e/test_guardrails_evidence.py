@@ -12,7 +12,8 @@ from local.evidence_scenarios import check_data_now, replay_for, run_upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-evidence"), pytest.mark.timeout(600)]
 
-SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100, "duration_seconds": 30}}
+# 120 s = samconfig [local] ShadowDurationSeconds: the mean-latency verdict needs ~10 metric periods of 10 s locally.
+SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100, "duration_seconds": 120}}
 RPS = 40
 
 
@@ -48,6 +49,7 @@ def alerts(target):
 @pytest.fixture(scope="module")
 def upload(target, models_dir, data, alerts):
     def _upload(model, version, deployment=SHADOW, rps=RPS, **kw):
+        kw.setdefault("timeout", 240.0)  # a promotion waits for the end of the 120 s test (one paired look)
         return run_upload(target, models_dir, data, model=model, version=version, deployment=deployment, rps=rps,
                           alerts=alerts, **kw)
 
@@ -113,11 +115,12 @@ def test_subtly_worse_model_is_caught_by_ground_truth_pairing(upload, target):
 
 
 def test_erroring_model_is_rejected_early(upload):
-    run = upload("incompatible", "v5")
+    # Past pre-flight (which would reject it before any endpoint change), so that the shadow test has to catch it.
+    run = upload("incompatible", "v5", {**SHADOW, "preflight": False})
     assert run.outcome == "SHADOW_REJECTED", _why(run)
     error_rate = _metric(run, "error_rate")
     assert error_rate["decision"] == "REJECT" and error_rate["msprt"] >= error_rate["threshold"]
-    assert run.document["shadow"]["attempts"] < 15  # stopped long before the 30 s window ends
+    assert run.document["shadow"]["attempts"] < 15  # stopped long before the 120 s window ends (2 s polls)
 
 
 def test_no_traffic_ends_inconclusive_and_removes_the_shadow(upload):

@@ -101,6 +101,7 @@ def test_slow_model_rolls_back_on_latency_alarm(run):
     assert r.serving_after == {variant("v2"): 10}
 
 
+@pytest.mark.timeout(360)  # scenarios.SHADOW_TIMEOUT (a 120 s test, then the promotion) + settling and probes
 def test_shadow_test_promotes_a_better_model(run, target):
     r = run("shadow-promote")
     assert r.problems == []

@@ -199,7 +199,9 @@ def test_shadow_test_promotes_the_better_model(local_cloud, monkeypatch) -> None
         "3",
         evaluation_doc=evaluation(),
         artifact=artifacts["3"],
-        deployment={"shadow": {"enabled": True, "sampling_percent": 100, "duration_seconds": 4}},
+        # 25 s: the emulator publishes metrics every 10 s (as samconfig [local]), so the one look at the end of
+        # the window (thresholds method) needs at least one published period of both variants.
+        deployment={"shadow": {"enabled": True, "sampling_percent": 100, "duration_seconds": 25}},
     )
     doc = event_for(s3, key) | {"execution": {"Name": "exec-shadow"}}
     for step, key_ in [

@@ -174,7 +174,10 @@ def test_local_environment_is_fast():
     publish = int(local["MetricPublishFrequencySeconds"])
     assert int(local["WaitIntervalSeconds"]) == 2 * publish
     assert int(local["PostDeploymentWatchSeconds"]) == 2 * publish
-    assert int(local["ShadowDurationSeconds"]) <= 4 * int(local["MetricPeriodSeconds"])
+    # The shadow verdict's mean latency is a sequential t-test over metric periods: locally it needs ~10 of them
+    # to decide (samconfig comment), and no more than that keeps the demo short.
+    periods = int(local["ShadowDurationSeconds"]) / int(local["MetricPeriodSeconds"])
+    assert 10 <= periods <= 12
     assert SAMCONFIG["local"]["deploy"]["parameters"]["stack_name"]
 
 
