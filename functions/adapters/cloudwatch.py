@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -79,29 +80,9 @@ def metric_stats(
     with the {.., EndpointConfigName} one. `optional=True` makes a single attempt, for statistics (percentiles)
     that not every CloudWatch implementation computes; the caller treats a failure as "not available".
     """
-    dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
-    queries = [
-        {
-            "Id": f"q{i}",
-            "MetricStat": {
-                "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
-                "Period": period,
-                "Stat": stat,
-            },
-            "ReturnData": True,
-        }
-        for i, stat in enumerate(stats)
-    ]
     out: dict[str, list[float]] = {stat: [] for stat in stats}
-    cw = _client("cloudwatch", max_attempts=1) if optional else client()
-    with aws_errors("get_metric_data"):
-        pages = cw.get_paginator("get_metric_data").paginate(
-            MetricDataQueries=queries, StartTime=start, EndTime=end
-        )
-        for page in pages:
-            for result in page.get("MetricDataResults", []):
-                stat = stats[int(result["Id"][1:])]
-                out[stat].extend(float(v) for v in result.get("Values", []) if v is not None)
+    for stat, _, value in _metric_data(namespace, metric, dimensions, stats, start, end, period, optional):
+        out[stat].append(value)
     return out
 
 
@@ -118,6 +99,23 @@ def metric_periods(
 ) -> dict[str, dict[float, float]]:
     """Like `metric_stats`, keyed by each period's start (epoch seconds), so two series can be aligned period
     by period (GetMetricData omits periods without data and orders them newest first)."""
+    out: dict[str, dict[float, float]] = {stat: {} for stat in stats}
+    for stat, ts, value in _metric_data(namespace, metric, dimensions, stats, start, end, period, optional):
+        out[stat][ts] = value
+    return out
+
+
+def _metric_data(
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    stats: list[str],
+    start: datetime,
+    end: datetime,
+    period: int,
+    optional: bool,
+) -> Iterator[tuple[str, float, float]]:
+    """(statistic, period start in epoch seconds, value) for every datapoint GetMetricData returns."""
     dims = [{"Name": k, "Value": v} for k, v in dimensions.items()]
     queries = [
         {
@@ -131,7 +129,6 @@ def metric_periods(
         }
         for i, stat in enumerate(stats)
     ]
-    out: dict[str, dict[float, float]] = {stat: {} for stat in stats}
     cw = _client("cloudwatch", max_attempts=1) if optional else client()
     with aws_errors("get_metric_data"):
         pages = cw.get_paginator("get_metric_data").paginate(
@@ -140,7 +137,8 @@ def metric_periods(
         for page in pages:
             for result in page.get("MetricDataResults", []):
                 stat = stats[int(result["Id"][1:])]
-                for ts, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
+                values = result.get("Values", [])
+                stamps = result.get("Timestamps") or range(len(values))  # always sent by CloudWatch
+                for ts, v in zip(stamps, values, strict=False):
                     if v is not None:
-                        out[stat][ts.timestamp() if hasattr(ts, "timestamp") else float(ts)] = float(v)
-    return out
+                        yield stat, ts.timestamp() if hasattr(ts, "timestamp") else float(ts), float(v)
