@@ -112,6 +112,7 @@ class Settings(BaseModel):
     capture_read_seconds: float = Field(default=60, gt=0)
     shadow_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     shadow_error_margin: float = Field(default=0.005, gt=0, lt=1)
+    shadow_tail_margin: float = Field(default=0.01, gt=0, lt=1)  # share of requests above production's p99
     shadow_latency_margin: float = Field(default=0.10, gt=0)
     shadow_min_latency_samples: int = Field(default=30, ge=2)
     shadow_auc_margin: float = Field(default=0.01, gt=0, lt=1)

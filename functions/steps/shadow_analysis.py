@@ -145,6 +145,7 @@ def policy_for(settings: Settings, overrides: GuardrailOverrides | None = None) 
         "min_requests": settings.shadow_min_invocations,
         "min_latency_samples": settings.shadow_min_latency_samples,
         "error_margin": settings.shadow_error_margin,
+        "tail_margin": settings.shadow_tail_margin,
         "latency_margin": settings.shadow_latency_margin,
         "auc_margin": settings.shadow_auc_margin,
         "max_malformed_fraction": settings.shadow_max_malformed_fraction,

@@ -360,3 +360,12 @@ def test_plan_from_the_hour_before_warns_when_the_test_cannot_decide(aws, one_se
     plan = result.details["plan"]
     assert plan["decidable"] is False and plan["production_rps"] == pytest.approx(100 / 3600)
     assert any(r.startswith("WARNING: this test cannot decide") for r in result.reasons)
+
+
+def test_tail_margin_is_a_setting_of_its_own() -> None:
+    """The p99-exceedance margin reaches the verdict from the template (ShadowTailMargin -> SHADOW_TAIL_MARGIN):
+    the local cloud's one-process emulator needs a wider one than AWS's 1 pp default."""
+    from functions.steps.shadow_analysis import policy_for
+
+    assert policy_for(settings_from({})).tail_margin == 0.01
+    assert policy_for(settings_from({"SHADOW_TAIL_MARGIN": "0.03"})).tail_margin == 0.03
