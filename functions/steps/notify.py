@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import UTC, datetime
@@ -223,7 +224,8 @@ def _already_sent(execution: str | None, outcome: str, settings: Settings) -> st
 def _record_sent(execution: str | None, outcome: str, message_id: str, settings: Settings) -> None:
     if not (execution and settings.table_name):
         return
-    try:
+    # Already published: a missing record only risks a duplicate on a retry.
+    with contextlib.suppress(GuardrailError):
         dynamodb.put_if(
             settings.table_name,
             {
@@ -236,5 +238,3 @@ def _record_sent(execution: str | None, outcome: str, message_id: str, settings:
             "attribute_not_exists(pk) OR execution_name = :owner",  # DynamoDB refuses empty value maps
             {":owner": execution},
         )
-    except GuardrailError:
-        pass  # already published; a missing record only risks a duplicate on a retry

@@ -22,7 +22,7 @@ from typing import Any
 
 from local.iam.policy import Decision, evaluate
 
-__all__ = ["AccessDenied", "authorize", "principal_for_access_key", "credentials_for_role", "role_arn_of"]
+__all__ = ["AccessDenied", "authorize", "credentials_for_role", "principal_for_access_key", "role_arn_of"]
 
 PARTITION = "aws"
 
@@ -138,7 +138,7 @@ def authorize(principal_arn: str, action: str, resources: list[str], context: di
         if decision is Decision.ALLOW:
             continue
         reason = (
-            f"with an explicit deny in an identity-based policy"
+            "with an explicit deny in an identity-based policy"
             if decision is Decision.DENY
             else f"because no identity-based policy allows the {action} action"
         )
@@ -202,7 +202,7 @@ def credentials_for_role(role_arn: str, session_name: str, duration_seconds: int
         _key_index[assumed.access_key_id] = assumed
     expiration = assumed.expiration
     if expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=datetime.timezone.utc)
+        expiration = expiration.replace(tzinfo=datetime.UTC)
     return {
         "AWS_ACCESS_KEY_ID": assumed.access_key_id,
         "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,

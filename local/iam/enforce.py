@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from local.iam import AccessDenied, authorize, session_for_access_key
@@ -95,7 +96,7 @@ def _dynamodb(op: str, params: dict[str, Any], region: str, account: str) -> tup
 
     if op in ("BatchGetItem", "BatchWriteItem"):
         checks: list[tuple[str, list[str]]] = []
-        for name, items in (params.get("RequestItems") or {}).items():
+        for name in params.get("RequestItems") or {}:
             if op == "BatchGetItem":
                 checks.append(("dynamodb:BatchGetItem", [table(name)]))
             else:
@@ -282,7 +283,7 @@ def _error_response(response: Any, code: str, message: str, status: int) -> Any:
 
     error = ServiceException(code, message)
     try:
-        status_code, headers, body = response.serialized(ActionResult(error))
+        _, headers, body = response.serialized(ActionResult(error))
     except Exception:  # moto's serializer needs state this early request lacks: AWS's error shapes
         log.debug("serializing %s for %s", code, type(response).__name__, exc_info=True)
         protocol = _protocol(response)

@@ -40,7 +40,7 @@ def arn_like(pattern: str, arn: str) -> bool:
     p_parts, a_parts = pattern.split(":", 5), arn.split(":", 5)
     if len(p_parts) != 6 or len(a_parts) != 6:
         return False
-    return all(wildcard_match(p, a) for p, a in zip(p_parts, a_parts))
+    return all(wildcard_match(p, a) for p, a in zip(p_parts, a_parts, strict=True))
 
 
 def _as_list(value: Any) -> list[Any]:

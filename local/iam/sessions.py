@@ -23,7 +23,7 @@ class RoleSessions:
         if not role_arn:
             raise AccessDenied(f"no execution role to assume for {session_name}")
         key = (role_arn, session_name)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         with self._lock:
             session = self._sessions.get(key)
             if session is None or (datetime.datetime.fromisoformat(session["Expiration"]) - now).total_seconds() < self.refresh_margin:

@@ -123,7 +123,7 @@ def test_existing_config_with_another_variant_name_is_refused(sm) -> None:
             "CreationTime": NOW,
         },
     )
-    with pytest.raises(errors.DeploymentFailed, match="variant 'Blue'.*'AllTraffic'"):
+    with pytest.raises(errors.DeploymentFailed, match=r"variant 'Blue'.*'AllTraffic'"):
         create_endpoint_config(upload, load_settings())
 
 
@@ -299,7 +299,7 @@ def test_failed_endpoint_is_deleted_then_recreated(sm) -> None:
     failed = _live("xgb-best-1-cfg", "AllTraffic", status="Failed") | {"FailureReason": "image not found"}
     sm.add_response("describe_endpoint", failed, {"EndpointName": ENDPOINT})
     sm.add_response("delete_endpoint", {}, {"EndpointName": ENDPOINT})
-    with pytest.raises(errors.EndpointNotReady, match="Failed.*deleted"):
+    with pytest.raises(errors.EndpointNotReady, match=r"Failed.*deleted"):
         deploy(doc.upload, doc.alarms or AlarmsState(error_alarm="a", latency_alarm="b", names=["a", "b"]), load_settings())
     sm.add_response("describe_endpoint", _live("xgb-best-1-cfg", "AllTraffic", status="Deleting"))
     with pytest.raises(errors.EndpointNotReady, match="Deleting"):

@@ -199,8 +199,8 @@ def test_an_aborted_execution_releases_its_lock_stops_its_shadow_and_says_what_s
 
 def test_a_failed_execution_that_notified_is_not_announced_twice(sent):
     _table()
-    from functions.steps.notify import notify
     from functions.models import NotifyInput
+    from functions.steps.notify import notify
 
     notify(NotifyInput(outcome="FAILED", execution="exec-f"), load_settings())  # what Notify did before the Fail state
     with Stubber(sagemaker.client()) as sm:

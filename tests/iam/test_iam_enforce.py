@@ -106,7 +106,7 @@ def test_cloudwatch_namespace_condition_and_alarm_arns(server):
     cw.describe_alarms(AlarmNames=["guardrail-ep-5xx"])
     with pytest.raises(ClientError) as denied:
         cw.describe_alarms(AlarmNames=["other-alarm"])
-    assert f"alarm:other-alarm" in code(denied)[1]
+    assert "alarm:other-alarm" in code(denied)[1]
 
 
 def test_sns_publish_on_an_encrypted_topic_needs_the_key(server):

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from datetime import UTC
+from typing import Any
 
 import pytest
 
@@ -173,7 +174,6 @@ def s3_deployment_json_missing(s: Stack) -> None:
 
 def s3_list(s: Stack) -> None:
     from functions.adapters._client import client as aws
-
     from functions.errors import aws_errors
 
     with aws_errors("list_objects_v2"):
@@ -223,17 +223,16 @@ def cw_describe_alarms(s: Stack) -> None:
 
 
 def cw_get_metric_data(s: Stack) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from functions.adapters import cloudwatch
 
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     cloudwatch.metric_stats(namespace="AWS/SageMaker", metric="ModelLatency", dimensions={"EndpointName": s.endpoint}, stats=["Average"], start=end - timedelta(minutes=5), end=end, period=60)
 
 
 def cw_put_verdict(s: Stack) -> None:
     from functions.adapters._client import client as aws
-
     from functions.errors import aws_errors
 
     with aws_errors("put_metric_data"):
@@ -241,11 +240,11 @@ def cw_put_verdict(s: Stack) -> None:
 
 
 def cw_alarm_history(s: Stack) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from functions.adapters import cloudwatch
 
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     cloudwatch.alarms_fired([f"guardrail-{s.endpoint}-5xx-rate"], end - timedelta(minutes=5), end)
 
 
@@ -273,7 +272,7 @@ def invoke(function_logical_id: str) -> Callable[[Stack], None]:
         try:
             lam.invoke(FunctionName=s.cloud.deployment.functions[function_logical_id], InvocationType="DryRun")
         except ClientError as exc:
-            raise AccessDenied(exc.response["Error"].get("Message", "")) if "not authorized" in str(exc) else exc
+            raise (AccessDenied(exc.response["Error"].get("Message", "")) if "not authorized" in str(exc) else exc) from exc
 
     return call
 
@@ -569,6 +568,5 @@ def test_audit_row_4_model_execution_role_without_describe_alarms(stack):
     says so."""
     unfixed = [{"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*", "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}}}]
     alarm = f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:guardrail-{stack.endpoint}-x-5xx-rate"
-    with pinned(stack, "SageMakerExecutionRole", unfixed):
-        with pytest.raises(AccessDenied, match="cloudwatch:DescribeAlarms"):
-            authorize(stack.roles["SageMakerExecutionRole"], "cloudwatch:DescribeAlarms", [alarm])
+    with pinned(stack, "SageMakerExecutionRole", unfixed), pytest.raises(AccessDenied, match="cloudwatch:DescribeAlarms"):
+        authorize(stack.roles["SageMakerExecutionRole"], "cloudwatch:DescribeAlarms", [alarm])

@@ -9,7 +9,6 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local import faults
-from local.cloud import LocalCloud
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ IDEMPOTENT = {
 @pytest.mark.parametrize("state", sorted(IDEMPOTENT))
 def test_idempotent_steps_retry_a_crashed_function(state):
     retries = ASL["States"][state]["Retry"]
-    crash = [r for r in retries if CRASHES <= set(r["ErrorEquals"])]
+    crash = [r for r in retries if set(r["ErrorEquals"]) >= CRASHES]
     assert crash, f"{state} does not retry {sorted(CRASHES)}"
     assert crash[0]["MaxAttempts"] >= 2 and crash[0].get("JitterStrategy") == "FULL"
     # Lambda.Unknown is never swallowed by an earlier, broader retrier with a smaller budget.

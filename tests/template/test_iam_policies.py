@@ -18,7 +18,7 @@ from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
 sys.path.insert(0, str(Path(__file__).parent))
-import iam_calls  # noqa: E402
+import iam_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())
