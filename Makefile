@@ -6,7 +6,7 @@ UV := $(VENV)/bin/uv
 PYBIN := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: demo test test-fast bench lint typecheck validate build clean venv sam-venv models aws-smoke
+.PHONY: demo test test-slow test-fast bench lint typecheck validate build clean venv sam-venv models aws-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(PYBIN) || $(PY) -m venv $(VENV)
@@ -30,7 +30,12 @@ demo: venv
 
 test: venv sam-venv
 	$(VENV)/bin/ruff check .
-	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadfile  # xdist 3.8 loadgroup is a no-op under pytest 9 (nodeid is read-only)
+	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"  # xdist 3.8 loadgroup is a no-op under pytest 9 (nodeid is read-only)
+
+# The longest end-to-end suites (~25 min on 2 cores): the fault matrix, the evidence scenarios, demo subsets and the
+# aws-smoke run on the local cloud. Kept out of `make test` so CI stays under its 20-minute budget.
+test-slow: venv sam-venv
+	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadfile -m slow
 
 test-fast: venv
 	$(VENV)/bin/pytest -n 2 -m "not e2e and not browser and not sam"

@@ -7,7 +7,7 @@ import pytest
 
 from local import aws_smoke
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_aws_smoke_scenarios_pass_on_the_local_cloud(target, models_dir, capsys):

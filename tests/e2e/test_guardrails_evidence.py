@@ -10,7 +10,7 @@ import pytest
 
 from local.evidence_scenarios import check_data_now, replay_for, run_upload
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-evidence"), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-evidence"), pytest.mark.timeout(600)]
 
 # 120 s = samconfig [local] ShadowDurationSeconds: the mean-latency verdict needs ~10 metric periods of 10 s locally.
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100, "duration_seconds": 120}}

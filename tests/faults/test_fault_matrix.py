@@ -14,7 +14,7 @@ import pytest
 from local import scenarios
 from local.demo import Traffic, endpoint_view, execution_path, find_execution, run_scenario, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults"), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("faults"), pytest.mark.timeout(600)]
 
 
 def update(version: str, model: str = "xgb-runnerup", **changes) -> scenarios.Scenario:
