@@ -93,7 +93,11 @@ def test_the_same_event_twice_is_a_noop(throttled_update, cloud, target):
 
 def test_two_uploads_for_one_endpoint_at_once(deployed, cloud, target, models_dir, data, alerts):
     s3, sfn = target.client("s3"), target.client("stepfunctions")
-    first, second = update("c1", model="xgb-runnerup"), update("c2", model="xgb-best")
+    # No traffic here (the point is the lock): the evidence policy would roll each update back for lack of
+    # requests (issue 11 §3), so these uploads accept an unverified deployment explicitly.
+    unverified = {"strategy": "ALL_AT_ONCE", "evidence_policy": "accept"}
+    first = update("c1", model="xgb-runnerup", deployment=unverified)
+    second = update("c2", model="xgb-best", deployment=unverified)
     since = datetime.now(UTC)
     threads = [threading.Thread(target=scenarios.stage, args=(s3, target.bucket, s, models_dir, target.model_prefix))
                for s in (first, second)]
@@ -108,7 +112,7 @@ def test_two_uploads_for_one_endpoint_at_once(deployed, cloud, target, models_di
     paths = [[v.name for v in parse_history(_history(sfn, arn))] for arn in arns]
     # One took the lock; the other waited for it (then deployed) or gave up with a clear error.
     assert any(p.count("AcquireLock") > 1 and "WaitForLock" in p for p in paths), paths
-    assert outcomes in (["DEPLOYED", "DEPLOYED"], ["DEPLOYED", "FAILED"])
+    assert outcomes in (["DEPLOYED_UNVERIFIED", "DEPLOYED_UNVERIFIED"], ["DEPLOYED_UNVERIFIED", "FAILED"])
     for doc in docs:
         if doc["outcome"] == "FAILED":
             assert doc["error"]["Error"] == "EndpointLocked"
@@ -117,7 +121,7 @@ def test_two_uploads_for_one_endpoint_at_once(deployed, cloud, target, models_di
     assert names <= set(notified)
     # The endpoint ends on the config of the last successful deployment, in service.
     stops = [sfn.describe_execution(executionArn=arn)["stopDate"] for arn in arns]
-    deployed_docs = sorted((stop, i) for i, stop in enumerate(stops) if docs[i]["outcome"] == "DEPLOYED")
+    deployed_docs = sorted((stop, i) for i, stop in enumerate(stops) if docs[i]["outcome"] == "DEPLOYED_UNVERIFIED")
     last_ok = docs[deployed_docs[-1][1]]
     view = endpoint_view(target.client("sagemaker"), target.endpoint_name)
     assert view.status == "InService" and view.config == last_ok["upload"]["names"]["endpoint_config"]

@@ -3,7 +3,7 @@ the real alarm evaluator deciding: three models (one incompatible) plus a slow o
 an endpoint, alarms scoped to each new fleet (5XX Average >= 0.05 and ModelLatency Average >= 5 ms, with the
 EndpointConfigName dimension), canary and linear updates under replayed traffic. The incompatible model rolls
 back on the 5XX alarm, the slow one on the latency alarm, a good one completes with no failed request.
-Times are shortened: alarm Period 10 s, one evaluation period, WaitIntervalInSeconds 6, TerminationWait 2.
+Times are shortened: alarm Period 10 s, one evaluation period, WaitIntervalInSeconds 15 (BAKE), TerminationWait 2.
 """
 
 from __future__ import annotations
@@ -22,16 +22,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("emulator-guardrails")]
 ROLLBACK = "One or more configured alarm for automatic rollback deployment is in ALARM state: [{}]."
 RATE = 40.0  # requests per second: enough samples per 10-s period for a stable Average
 LATENCY_THRESHOLD_US = 5000.0
+# A bake must outlast one 10-s metric publication plus one 10-s alarm period, or SageMaker would finish the
+# update before any alarm could see it (the emulator publishes as AWS does: MetricsConfig, 10 s at best).
+BAKE = 15
 ROUTING = {
     "canary": {
         "Type": "CANARY",
         "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
-        "WaitIntervalInSeconds": 6,
+        "WaitIntervalInSeconds": BAKE,
     },
     "linear": {
         "Type": "LINEAR",
         "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33},
-        "WaitIntervalInSeconds": 6,
+        "WaitIntervalInSeconds": BAKE,
     },
 }
 
@@ -56,6 +59,9 @@ def create_config(sm, name: str, model: str) -> None:
                 "InitialVariantWeight": 1.0,
             }
         ],
+        # 10-s alarms need 10-s invocation metrics: enhanced metrics, or SageMaker publishes once a minute
+        # (API_MetricsConfig), and no alarm could see a bake.
+        MetricsConfig={"EnableEnhancedMetrics": True, "MetricPublishFrequencyInSeconds": 10},
     )
 
 
@@ -182,7 +188,7 @@ def test_guardrails_roll_back_bad_models_and_complete_a_good_one(
     )
     # rolled back before the update could have completed (every bake of 6 s + the final bake of 2 s); the
     # exact detection time is a benchmark number (docs/benchmarks.md), not a test bound
-    complete = 6 * (1 if kind == "canary" else 2) + 2
+    complete = BAKE * (1 if kind == "canary" else 2) + 2
     assert took < complete
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == configs["v1"]
@@ -215,12 +221,12 @@ def test_guardrails_roll_back_bad_models_and_complete_a_good_one(
     desc, traffic, seen, took = update_under_traffic(
         sm, emulator, holdout, endpoint, configs["v3"], deployment_config(kind, alarms)
     )
-    assert took >= 6 * (1 if kind == "canary" else 2) + 2  # every bake ran to its end
+    assert took >= BAKE * (1 if kind == "canary" else 2) + 2  # every bake ran to its end
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == configs["v3"]
     assert "Baking" in seen
     assert traffic.summary.errors == 0, traffic.summary.error_codes
-    minimum = RATE * (6 * (1 if kind == "canary" else 2) + 2)  # requests due during the bakes alone
+    minimum = RATE * (BAKE * (1 if kind == "canary" else 2) + 2)  # requests due during the bakes alone
     assert traffic.summary.sent >= minimum
     assert invocations(cloudwatch, endpoint, configs["v3"]) > 0
     for alarm in alarms:
