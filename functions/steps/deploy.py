@@ -21,6 +21,19 @@ MAX_POLLS = 2000
 BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
+def upload_deployment_config(upload: Upload, settings: Settings, alarm_names: list[str]) -> dict[str, Any]:
+    """The DeploymentConfig this upload's UpdateEndpoint sends (also what the lock's lifetime is derived from)."""
+    return build_deployment_config(
+        upload.strategy,
+        canary_percent=upload.canary_percent,
+        linear_step_percent=upload.linear_step_percent,
+        wait_interval_seconds=settings.wait_interval_seconds,
+        termination_wait_seconds=settings.termination_wait_seconds,
+        max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
+        alarm_names=alarm_names,
+    )
+
+
 def build_deployment_config(
     strategy: Strategy | str,
     *,
@@ -126,15 +139,7 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
             "no rollback alarms in the execution document: run ensure_alarms before deploy"
         )
 
-    config = build_deployment_config(
-        upload.strategy,
-        canary_percent=upload.canary_percent,
-        linear_step_percent=upload.linear_step_percent,
-        wait_interval_seconds=settings.wait_interval_seconds,
-        termination_wait_seconds=settings.termination_wait_seconds,
-        max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
-        alarm_names=alarms.names,
-    )
+    config = upload_deployment_config(upload, settings, alarms.names)
     poll, polls = poll_budget(config["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"], settings)
     started = datetime.now(UTC)
     if current != target:

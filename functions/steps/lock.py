@@ -35,18 +35,11 @@ def lock_ttl_seconds(upload: Upload, settings: Settings) -> int:
     (States.Runtime, aws-audit #15) would hold the endpoint until this bound; the lock records the holder's
     execution ARN, so a holder whose execution has ended (DescribeExecution not RUNNING) is taken over at once,
     and the ExecutionEnded rule releases it as soon as the execution ends (issue 12)."""
-    from functions.steps.deploy import build_deployment_config
+    from functions.steps.deploy import upload_deployment_config
 
     polls = settings.max_poll_attempts * settings.poll_interval_seconds
-    timeout = build_deployment_config(
-        upload.strategy,
-        canary_percent=upload.canary_percent,
-        linear_step_percent=upload.linear_step_percent,
-        wait_interval_seconds=settings.wait_interval_seconds,
-        termination_wait_seconds=settings.termination_wait_seconds,
-        max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
-        alarm_names=["lock-ttl"],
-    )["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"]
+    policy = upload_deployment_config(upload, settings, ["lock-ttl"])["BlueGreenUpdatePolicy"]
+    timeout = policy["MaximumExecutionTimeoutInSeconds"]
     # the watch, plus the windows EVIDENCE_POLICY extend may add (issue 11 §3)
     watch = settings.post_deployment_watch_seconds * (1 + settings.evidence_max_extensions)
     deployment = max(polls, timeout + ROLLBACK_SECONDS) + watch + ROLLBACK_SECONDS
