@@ -91,7 +91,7 @@ build-XgboostLayer:
 # update, a rollback and a shadow test on ml.t2.medium, prints each outcome and the estimated cost, tears it all
 # down. `make aws-smoke SMOKE_ARGS=--local` runs the same on the local cloud (`guardrail up` first).
 aws-smoke: venv sam-venv
-	$(PYBIN) -m local.aws_smoke $(SMOKE_ARGS)
+	$(PYBIN) -m guardrail.aws_smoke $(SMOKE_ARGS)
 
 clean:
 	rm -rf .aws-sam .guardrail .pytest_cache

@@ -32,9 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local import demo
-from local.demo import Target, holdout, run_scenario, serving_model
-from local.scenarios import Scenario, model_name
+from guardrail import demo
+from guardrail.demo import Target, holdout, run_scenario, serving_model
+from guardrail.scenarios import Scenario, model_name
 
 GOOD = "xgb-best"
 MISMATCH = "feature-mismatch"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local import scenarios
-from local.demo import Target, ensure_models, run_all
-from local.scenarios import Scenario
+from guardrail import scenarios
+from guardrail.demo import Target, ensure_models, run_all
+from guardrail.scenarios import Scenario
 
 
 def floor_seconds(scenario: Scenario, p: dict[str, float]) -> float:

@@ -39,7 +39,7 @@ def main() -> None:
     from functions.stats.verdict import LatencySummary, VariantSample
     from functions.steps.data_checks import check_data
     from functions.steps.shadow_analysis import _capture_evidence, policy_for
-    from local.demo import holdout
+    from guardrail.demo import holdout
 
     data = holdout(args.models)
     rows = [",".join(r) for r in data.rows]

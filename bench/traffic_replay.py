@@ -26,8 +26,8 @@ import xgboost as xgb  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
+from guardrail.traffic import HeldOut, TrafficConfig, TrafficReplayer  # noqa: E402
 from local.sagemaker.server import EmulatorServer  # noqa: E402
-from local.traffic import HeldOut, TrafficConfig, TrafficReplayer  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.0-5"

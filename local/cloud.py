@@ -384,7 +384,7 @@ def _is_local_cloud(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    return "local.cloud" in cmdline or "local.cli" in cmdline or "guardrail" in cmdline
+    return "local.cloud" in cmdline or "guardrail.cli" in cmdline or "guardrail" in cmdline
 
 
 def main(argv: list[str] | None = None) -> int:

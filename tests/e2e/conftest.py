@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from local.demo import Target
+from guardrail.demo import Target
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODELS = Path(os.environ.get("GUARDRAIL_E2E_MODELS", PROJECT_ROOT / ".cache" / "e2e-models"))
@@ -21,7 +21,7 @@ TRIALS = os.environ.get("GUARDRAIL_E2E_TRIALS", "3")
 
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    from local.demo import ensure_models
+    from guardrail.demo import ensure_models
 
     class Quiet:
         def print(self, *args, **kwargs):
@@ -36,7 +36,7 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def data(models_dir):
-    from local.demo import holdout
+    from guardrail.demo import holdout
 
     return holdout(models_dir)
 

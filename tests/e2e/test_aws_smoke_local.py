@@ -1,11 +1,11 @@
 """`make aws-smoke SMOKE_ARGS=--local`: the smoke run's four scenarios end to end on the local cloud, through the
-same Target abstraction the AWS run uses (local/aws_smoke.py)."""
+same Target abstraction the AWS run uses (guardrail/aws_smoke.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from local import aws_smoke
+from guardrail import aws_smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

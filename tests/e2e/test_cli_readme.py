@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from local import scenarios
+from guardrail import scenarios
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]  # the cloud starts inside the first test
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from local import scenarios
-from local.demo import endpoint_view, find_execution, run_scenario, wait_for
-from local.report import _history, parse_history
+from guardrail import scenarios
+from guardrail.demo import endpoint_view, find_execution, run_scenario, wait_for
+from guardrail.report import _history, parse_history
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e"), pytest.mark.timeout(300)]
 
@@ -179,7 +179,7 @@ def test_killed_lambda_worker_leaves_a_known_good_endpoint(deployed, cloud, targ
 
 
 def test_cli_replay_status_and_report_on_the_local_cloud(deployed, cloud, models_dir, tmp_path, capsys):
-    from local.cli import main
+    from guardrail.cli import main
 
     events = Path(__file__).resolve().parents[2] / "events"
     where = ["--workdir", str(cloud.workdir), "--models", str(models_dir)]

@@ -8,7 +8,7 @@ model, and the erroring one reaches the shadow stage; its data check looks at th
 
 import pytest
 
-from local.evidence_scenarios import check_data_now, replay_for, run_upload
+from guardrail.evidence_scenarios import check_data_now, replay_for, run_upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("e2e-evidence"), pytest.mark.timeout(600)]
 
@@ -33,7 +33,7 @@ def evidence_cloud(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def target(evidence_cloud):
-    from local.demo import Target
+    from guardrail.demo import Target
 
     c = evidence_cloud
     return Target.from_outputs(c.outputs, c.state.state_machines, c.env, c.state.alert_queue_url)
@@ -106,7 +106,7 @@ def test_subtly_worse_model_is_caught_by_ground_truth_pairing(upload, target):
         assert metric["p_value"] < 0.05 and metric["difference"] > 0, metric
     assert run.labels_written > 100
     # The HTML report shows the numbers behind the verdict.
-    from local.report import collect, evidence_figure, render
+    from guardrail.report import collect, evidence_figure, render
 
     data = collect(run.execution_arn, client=target.client)
     table = evidence_figure(data)

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import scenarios
+from guardrail import scenarios
 
 DESIGN_ROWS = {
     "first deployment", "successful update", "incompatible model", "slow model", "shadow promote",

@@ -7,8 +7,8 @@ model answers traffic afterwards (by the live config's model: every fleet shares
 
 import pytest
 
-from local import scenarios
-from local.demo import endpoint_view, run_scenario
+from guardrail import scenarios
+from guardrail.demo import endpoint_view, run_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e"), pytest.mark.timeout(240)]
 
@@ -71,7 +71,7 @@ def test_incompatible_model_rolls_back_on_5xx_alarm(run, target):
     ep = target.client("sagemaker").describe_endpoint(EndpointName=target.endpoint_name)
     assert "alarm for automatic rollback" in ep.get("FailureReason", "")
     # The report of this execution sees both fleets and the alarm from CloudWatch.
-    from local.report import collect
+    from guardrail.report import collect
 
     data = collect(r.execution_arn, client=target.client)
     configs = {s.dimensions.get("EndpointConfigName") for s in data.series if s.metric == "Invocations"}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from guardrails_support import IMAGE, ROLE, model_url, wait_status
 
-from local.traffic import HeldOut, TrafficConfig, TrafficReplayer, TrafficResult
+from guardrail.traffic import HeldOut, TrafficConfig, TrafficReplayer, TrafficResult
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("emulator-guardrails")]
 

@@ -10,7 +10,7 @@ import pytest
 from guardrails_support import IMAGE, ROLE, model_url, wait_status
 from pydantic import ValidationError
 
-from local.traffic import HeldOut, Progress, TrafficConfig, TrafficError, TrafficReplayer, main
+from guardrail.traffic import HeldOut, Progress, TrafficConfig, TrafficError, TrafficReplayer, main
 
 
 @pytest.fixture(scope="module")

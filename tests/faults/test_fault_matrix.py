@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local import scenarios
-from local.demo import Traffic, endpoint_view, execution_path, find_execution, run_scenario, wait_for
+from guardrail import scenarios
+from guardrail.demo import Traffic, endpoint_view, execution_path, find_execution, run_scenario, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("faults"), pytest.mark.timeout(600)]
 

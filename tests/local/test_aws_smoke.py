@@ -1,4 +1,4 @@
-"""`make aws-smoke` (local/aws_smoke.py): every AWS call of its teardown validated against botocore's models
+"""`make aws-smoke` (guardrail/aws_smoke.py): every AWS call of its teardown validated against botocore's models
 (Stubber), the cost estimate, and the wiring (Makefile target, samconfig [smoke], README)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from local import aws_smoke
+from guardrail import aws_smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 EP = "guardrail-smoke"

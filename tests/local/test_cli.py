@@ -13,16 +13,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from local import cli as cli_module
-from local import scenarios
-from local.cli import cli, main
+from guardrail import cli as cli_module
+from guardrail import scenarios
+from guardrail.cli import cli, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(argv, env=None):
     """The real entry point in a child process (fresh boto3 sessions, the environment it is given)."""
-    return subprocess.run([sys.executable, "-m", "local.cli", *argv], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "guardrail.cli", *argv], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=120)
 
 
@@ -250,13 +250,13 @@ def test_a_subset_deploys_what_it_needs_first():
 
 
 def scenarios_plan(selected, has_endpoint):
-    from local.demo import plan
+    from guardrail.demo import plan
 
     return plan(selected, has_endpoint)
 
 
 def test_checks_compare_with_what_served_before_not_with_the_whole_table():
-    from local.demo import ScenarioResult, check
+    from guardrail.demo import ScenarioResult, check
 
     s = scenarios.get("quality-gate-below-threshold")  # the table says v5 serves afterwards
     result = ScenarioResult(key=s.key, title=s.title, expected=s.expected, actual="REJECTED",
@@ -275,10 +275,10 @@ def test_checks_compare_with_what_served_before_not_with_the_whole_table():
 
 
 def test_messages_cite_files_the_repo_has():
-    text = (ROOT / "local" / "demo.py").read_text() + (ROOT / "local" / "scenarios.py").read_text() + \
-        (ROOT / "local" / "cli.py").read_text()
+    text = (ROOT / "guardrail" / "demo.py").read_text() + (ROOT / "guardrail" / "scenarios.py").read_text() + \
+        (ROOT / "guardrail" / "cli.py").read_text()
     assert "DESIGN.md" not in text
-    for cited in ("README.md", "local/scenarios.py", "events/README.md"):
+    for cited in ("README.md", "guardrail/scenarios.py", "events/README.md"):
         assert (ROOT / cited).is_file()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import pytest
 
-from local.cli import cli
+from guardrail.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E = "tests/e2e/test_cli_readme.py"

@@ -1,6 +1,6 @@
 """`guardrail report` on a real (moto) execution, through the CLI entry point."""
 
-from local.cli import main
+from guardrail.cli import main
 
 
 def test_report_command_writes_the_html(rollback_execution, tmp_path, capsys):

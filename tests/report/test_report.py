@@ -1,6 +1,6 @@
 import pytest
 
-from local import report
+from guardrail import report
 
 
 def test_collect_reads_path_metrics_alarms_and_notification(rollback_execution):

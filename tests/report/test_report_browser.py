@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from local import report
+from guardrail import report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

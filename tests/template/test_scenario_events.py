@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from functions.models import S3ObjectCreatedEvent
-from local import scenarios
+from guardrail import scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = sorted((ROOT / "events").glob("*.json"))

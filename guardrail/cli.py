@@ -79,7 +79,7 @@ def local_state(workdir: Path) -> Any:
 
 
 def _target(opts: dict[str, Any]) -> Any:
-    from local.demo import Target
+    from guardrail.demo import Target
 
     if _on_aws(opts):
         return Target.aws(opts["stack_name"], profile=opts.get("profile"), region=opts.get("region"))
@@ -170,7 +170,7 @@ def _quiet_logging(log_file: Path) -> _Collect:
 
 
 def banner(state: Any, workdir: Path, seconds: float, not_created: str | None, log_file: Path) -> str:
-    from local.demo import Target
+    from guardrail.demo import Target
 
     target = Target.from_outputs(state.outputs, state.state_machines, state.env, state.alert_queue_url)
     flag = "" if Path(workdir) == DEFAULT_WORKDIR else f" --workdir {workdir}"
@@ -285,7 +285,7 @@ def env(workdir: Path, unset: bool) -> int:
 
 
 def _scenario_names(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    from local import scenarios
+    from guardrail import scenarios
 
     unknown = [v for v in value if v not in scenarios.BY_KEY]
     if unknown:
@@ -312,7 +312,7 @@ def _scenario_names(ctx: click.Context, param: click.Parameter, value: tuple[str
 def demo(only: tuple[str, ...], more: tuple[str, ...], models: Path, reports: Path, workdir: Path | None,
          attach: bool, no_train: bool, trials: int | None) -> int:
     """Train or reuse the models, start the local cloud, run every scenario (or a subset) with a live view."""
-    from local.demo import run_demo
+    from guardrail.demo import run_demo
 
     selected = [*only, *more]
     if more and not only:
@@ -320,7 +320,7 @@ def demo(only: tuple[str, ...], more: tuple[str, ...], models: Path, reports: Pa
     target = None
     workdir = workdir or (DEFAULT_WORKDIR if attach else Path(".guardrail/demo"))
     if attach:
-        from local.demo import Target
+        from guardrail.demo import Target
 
         state = local_state(workdir)
         target = Target.from_outputs(state.outputs, state.state_machines, state.env, state.alert_queue_url)
@@ -358,7 +358,7 @@ def read_event(path: Path) -> dict[str, Any]:
 def wait_showing_progress(sfn: Any, arn: str, timeout: float, console: Console,
                           tick: Callable[[], str] | None = None) -> dict[str, Any]:
     """Wait for the execution, printing each state it enters (and a spinner on a terminal)."""
-    from local.demo import TERMINAL, current_state, final_document
+    from guardrail.demo import TERMINAL, current_state, final_document
 
     started = time.monotonic()
     last: str | None = None
@@ -400,8 +400,8 @@ def replay(event: Path, workdir: Path, aws: bool, stack_name: str, profile: str 
            state_machine_arn: str | None, models: Path, traffic_rps: float | None, no_wait: bool, timeout: float,
            report: bool, reports: Path) -> int:
     """Replay a saved trigger event (events/<scenario>.json), with the scenario's traffic, and check its outcome."""
-    from local import scenarios
-    from local.demo import Traffic, find_execution, holdout
+    from guardrail import scenarios
+    from guardrail.demo import Traffic, find_execution, holdout
 
     opts = {"workdir": workdir, "aws": aws, "stack_name": stack_name, "profile": profile, "region": region}
     console = _console()
@@ -413,7 +413,7 @@ def replay(event: Path, workdir: Path, aws: bool, stack_name: str, profile: str 
     scenario = scenarios.BY_KEY.get(event.stem)
     rps = traffic_rps if traffic_rps is not None else (scenario.traffic_rps if scenario else 0.0)
     if scenario is not None and scenario.needs_endpoint:
-        from local.demo import endpoint_view
+        from guardrail.demo import endpoint_view
 
         if endpoint_view(target.client("sagemaker"), target.endpoint_name).status is None:
             raise CliError(f"{scenario.key} needs endpoint {target.endpoint_name} in service (it updates it) and there "
@@ -480,13 +480,13 @@ def replay(event: Path, workdir: Path, aws: bool, stack_name: str, profile: str 
     console.print(f"outcome [bold]{escape(str(outcome))}[/bold]" + (f" ({escape(str(error.get('Error')))})"
                                                                      if error else ""))
     if report:
-        from local.report import write_report
+        from guardrail.report import write_report
 
         path = write_report(arn, Path(reports) / f"{event.stem}.html", target.client)
         console.print(f"report {path}")
     expected = scenario.expected if scenario else ("FAILED" if not is_upload else None)
     if expected and outcome != expected:
-        console.print(f"[red]expected {expected} (README.md \"Demo\" table, local/scenarios.py)[/red]")
+        console.print(f"[red]expected {expected} (README.md \"Demo\" table, guardrail/scenarios.py)[/red]")
         return 1
     return 0
 
@@ -501,7 +501,7 @@ def live_alarms(alarms: dict[str, str], configs: set[str]) -> dict[str, str]:
 
 def execution_rows(sfn: Any, machine: str, last: int) -> list[dict[str, Any]]:
     """The last executions, newest first: start, ARN, status, outcome, error name."""
-    from local.demo import final_document
+    from guardrail.demo import final_document
 
     executions = sfn.list_executions(stateMachineArn=machine, maxResults=min(max(last, 1), 1000))["executions"]
     rows = []
@@ -533,7 +533,7 @@ def failure_label(rows: list[dict[str, Any]]) -> str:
 def status(workdir: Path, aws: bool, stack_name: str, profile: str | None, region: str | None, last: int,
            all_alarms: bool) -> int:
     """Endpoint, config, variant weights, the live configs' alarms, the last executions (full ARNs)."""
-    from local.demo import alarm_states, endpoint_view
+    from guardrail.demo import alarm_states, endpoint_view
 
     opts = {"workdir": workdir, "aws": aws, "stack_name": stack_name, "profile": profile, "region": region}
     console = _console()
@@ -591,11 +591,11 @@ def execution_arn(name_or_arn: str, state_machine_arn: str) -> str:
 def report(execution: str, out: Path | None, period: int | None, workdir: Path, aws: bool, stack_name: str,
            profile: str | None, region: str | None) -> int:
     """HTML report of one execution, by ARN or by name (as `guardrail status` lists them)."""
-    from local.report import ReportError, write_report
+    from guardrail.report import ReportError, write_report
 
     opts = {"workdir": workdir, "aws": aws, "stack_name": stack_name, "profile": profile, "region": region}
     if execution.startswith("arn:") and _on_aws(opts):
-        from local.demo import aws_client
+        from guardrail.demo import aws_client
 
         make_client = aws_client(profile, region)
     else:
@@ -617,9 +617,9 @@ def explain(exc: BaseException) -> str | None:
     """One line for the errors a user can fix (None: unexpected)."""
     from botocore import exceptions as bce
 
-    from local.demo import DemoError
-    from local.scenarios import ScenarioError
-    from local.traffic import TrafficError
+    from guardrail.demo import DemoError
+    from guardrail.scenarios import ScenarioError
+    from guardrail.traffic import TrafficError
 
     if isinstance(exc, bce.NoCredentialsError):
         return ('Unable to locate credentials. You can configure credentials by running "aws configure" '

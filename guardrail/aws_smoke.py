@@ -1,10 +1,10 @@
 """`make aws-smoke`: deploy Guardrail into the caller's AWS account, run four scenarios, print each step's AWS
 outcome and the estimated cost, and tear everything down (also on failure or Ctrl-C).
 
-    python -m local.aws_smoke [--stack-name guardrail-smoke] [--keep]   # real AWS (samconfig [smoke])
-    python -m local.aws_smoke --local                                   # the same run on the local cloud
+    python -m guardrail.aws_smoke [--stack-name guardrail-smoke] [--keep]   # real AWS (samconfig [smoke])
+    python -m guardrail.aws_smoke --local                                   # the same run on the local cloud
 
-Scenarios (local/scenarios.py, driven by local/demo.py's Target abstraction, the code `guardrail demo` uses):
+Scenarios (guardrail/scenarios.py, driven by guardrail/demo.py's Target abstraction, the code `guardrail demo` uses):
 first deployment, guarded canary update, rollback (incompatible model), shadow test (promote). The smallest
 real-time instance (samconfig [smoke]: ml.t2.medium x 1) keeps the bill to cents; the estimate below is printed
 before the run and after it. Stateful resources carry DeletionPolicy Retain (audit row 21), so the teardown deletes
@@ -108,7 +108,7 @@ def teardown(clients: dict[str, Any], stack: str, endpoint: str, outputs: dict[s
 
 
 def run_scenarios(target: Any, models_dir: Path) -> list[Step]:
-    from local import demo, scenarios
+    from guardrail import demo, scenarios
 
     data = demo.holdout(models_dir)
     steps = []
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="skip the teardown")
     parser.add_argument("--instance-type", default="ml.t2.medium")
     args = parser.parse_args(argv)
-    from local import demo
+    from guardrail import demo
 
     if args.local:
         target = demo.Target.local()

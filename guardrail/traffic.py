@@ -12,7 +12,7 @@ of features, as the SageMaker XGBoost container expects. Options perturb rows fo
 `drift` shifts numeric columns by a number of their standard deviations, `malformed_fraction` sends rows
 the container cannot parse, `out_of_range_fraction` puts one numeric value far outside the data's range.
 
-    python -m local.traffic --endpoint NAME --file holdout.csv --rate 20 --duration 30
+    python -m guardrail.traffic --endpoint NAME --file holdout.csv --rate 20 --duration 30
 """
 
 from __future__ import annotations
@@ -571,7 +571,7 @@ def _drift_arg(text: str) -> tuple[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.traffic", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m guardrail.traffic", description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", required=True, help="endpoint name")
     parser.add_argument("--file", required=True, type=Path, help="CSV with a header and a label column")
     parser.add_argument("--label-column", help="label column name (default: the first column)")

@@ -1,4 +1,4 @@
-"""Run the scenarios of the scenario table (README.md "Demo", `local/scenarios.py`) against a deployed Guardrail (the local cloud or AWS) and check each one.
+"""Run the scenarios of the scenario table (README.md "Demo", `guardrail/scenarios.py`) against a deployed Guardrail (the local cloud or AWS) and check each one.
 
 `Target` says where (bucket, state machine, endpoint, how to make clients); `run_scenario` stages and
 triggers one scenario, sends traffic while it runs, waits for the execution, then checks the outcome, the
@@ -23,9 +23,9 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from local import scenarios
-from local.scenarios import Scenario
-from local.traffic import HeldOut, RequestRecord, TrafficConfig, TrafficReplayer
+from guardrail import scenarios
+from guardrail.scenarios import Scenario
+from guardrail.traffic import HeldOut, RequestRecord, TrafficConfig, TrafficReplayer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -196,7 +196,7 @@ def alarm_states(cw: Any, endpoint: str) -> dict[str, str]:
 
 def current_state(sfn: Any, execution_arn: str) -> str | None:
     """The state the execution is in now (the last one entered)."""
-    from local.report import _history
+    from guardrail.report import _history
 
     for event in reversed(_history(sfn, execution_arn)):  # moto ignores reverseOrder
         details = event.get("stateEnteredEventDetails")
@@ -206,7 +206,7 @@ def current_state(sfn: Any, execution_arn: str) -> str | None:
 
 
 def execution_path(sfn: Any, execution_arn: str) -> list[str]:
-    from local.report import _history, parse_history
+    from guardrail.report import _history, parse_history
 
     return [v.name for v in parse_history(_history(sfn, execution_arn))]
 
@@ -231,7 +231,7 @@ def find_execution(sfn: Any, machine: str, key: str, since: datetime, timeout: f
 
 def final_document(sfn: Any, execution_arn: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(describe_execution, the last document: the output, or for a FAILED execution the last state output)."""
-    from local.report import _history, parse_history
+    from guardrail.report import _history, parse_history
 
     ex = sfn.describe_execution(executionArn=execution_arn)
     if ex.get("output"):
@@ -254,7 +254,7 @@ def wait_for(sfn: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, 
 
 
 class Traffic:
-    """Held-out rows sent at a rate by `local.traffic.TrafficReplayer` in the background, counted by the
+    """Held-out rows sent at a rate by `guardrail.traffic.TrafficReplayer` in the background, counted by the
     variant that answered and by error code. The variant does NOT tell model versions apart (both fleets of a
     blue/green update share it): per model, see `fleet_traffic` and `serving_model`."""
 
@@ -680,9 +680,9 @@ def run_demo(
     from rich.console import Console
     from rich.live import Live
 
+    from guardrail.report import write_report
     from local.alerts import AlertStream
     from local.cloud import LocalCloud
-    from local.report import write_report
 
     console = console or Console()
     selected = [scenarios.get(k) for k in only] if only else list(scenarios.SCENARIOS)
@@ -730,7 +730,7 @@ def run_demo(
     failed = [r.key for r in results if not r.ok]
     if failed:
         console.print(f"[red]{len(failed)} scenario(s) differ from the scenario table (README.md \"Demo\", "
-                      f"local/scenarios.py): {', '.join(failed)}[/red]")
+                      f"guardrail/scenarios.py): {', '.join(failed)}[/red]")
         return 1
     console.print(f"[green]all {len(results)} scenarios as expected[/green]")
     return 0

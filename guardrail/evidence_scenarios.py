@@ -4,7 +4,7 @@ live traffic whose labels arrive as Model Monitor ground truth, and the schedule
     run = run_upload(target, models_dir, data, model="worse", version="v4", deployment=SHADOW, rps=40)
     run.outcome  # SHADOW_REJECTED: the paired AUC test on ground truth caught it
 
-Traffic goes through `local.traffic.TrafficReplayer` with inference ids (the join key of data capture and
+Traffic goes through `guardrail.traffic.TrafficReplayer` with inference ids (the join key of data capture and
 ground truth), shuffled held-out rows, and optional perturbations (drift, malformed, out-of-range rows).
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from local.demo import TERMINAL, Target, execution_path, final_document, find_execution
-from local.traffic import HeldOut, RequestRecord, TrafficConfig, TrafficReplayer, write_ground_truth
+from guardrail.demo import TERMINAL, Target, execution_path, final_document, find_execution
+from guardrail.traffic import HeldOut, RequestRecord, TrafficConfig, TrafficReplayer, write_ground_truth
 
 MODEL_NAME = "bank-marketing-evidence"
 
