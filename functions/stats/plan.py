@@ -174,3 +174,36 @@ def plan(
         period_seconds=period_seconds, metrics=metrics, minutes_to_decision=decision, p_inconclusive=p_inc,
         decidable=decidable, explanation=explanation,
     )
+
+
+def canary_refusal(
+    strategy: str, *, wait_interval_seconds: int, metric_period_seconds: int, share_percent: int,
+    policy: VerdictPolicy | None = None,
+) -> str | None:
+    """Why a CANARY / LINEAR bake cannot give the canary verdict a decision, with the arithmetic, or None.
+
+    The verdict compares the fleets within each metric period and needs `policy.min_periods` periods in which
+    both fleets served (a variance across periods): a bake of W seconds spans at least floor(W / period) of them
+    (more when it starts mid-period). Below that the verdict is NO_DATA at every poll of the step, whatever the
+    traffic, so a regression on the new fleet could never be rolled back by it. Traffic is not known at deploy
+    time: the requests the gate needs are stated as a rate, not refused.
+    """
+    if strategy not in ("CANARY", "LINEAR"):
+        return None
+    policy = policy or VerdictPolicy()
+    period, wait = max(metric_period_seconds, 1), wait_interval_seconds
+    spans = wait // period
+    if spans >= policy.min_periods:
+        return None
+    share = min(max(share_percent, 1), 100) / 100
+    rps = policy.min_requests / (min(share, 1 - share) * max(wait, 1)) if share < 1 else math.inf
+    return (
+        f"the canary verdict (CanaryVerdictMethod=msprt) cannot decide this {strategy} deployment: a {wait}-s bake "
+        f"(WaitIntervalSeconds) of {period}-s metric periods (MetricPeriodSeconds) spans {spans} period(s) with "
+        f"both fleets serving, and the verdict needs {policy.min_periods} (it compares the fleets within each "
+        f"period and needs a variance across periods), so it would say NO_DATA at every poll and could never roll "
+        f"a regression back. Set WaitIntervalSeconds >= {policy.min_periods * period} s, or MetricPeriodSeconds <= "
+        f"{wait // policy.min_periods if wait >= policy.min_periods else 1} s (10 or 30 with high-resolution "
+        f"metrics), or CanaryVerdictMethod=alarms-only. (Each fleet also needs {policy.min_requests} requests "
+        f"within the bake: about {rps:.2g} req/s of production traffic at a {share_percent} % step.)"
+    )

@@ -10,6 +10,8 @@ from functions.adapters import sagemaker
 from functions.config import Settings
 from functions.errors import DeploymentFailed, EndpointNotReady, InvalidTrigger
 from functions.models import AlarmsState, DeploymentMode, DeploymentState, DeploymentStatus, Strategy, Upload
+from functions.stats.plan import canary_refusal
+from functions.stats.verdict import VerdictPolicy
 
 MIN_TIMEOUT, MAX_TIMEOUT = 600, 28800  # MaximumExecutionTimeoutInSeconds limits
 # Fleet provisioning before the first bake starts (~10 min observed, shared/aws-reference.md §1.8): audit row 18.
@@ -139,6 +141,15 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
             "no rollback alarms in the execution document: run ensure_alarms before deploy"
         )
 
+    if settings.canary_verdict == "msprt" and current != target:  # a verdict that cannot decide is refused
+        refusal = canary_refusal(
+            str(getattr(upload.strategy, "value", upload.strategy)), wait_interval_seconds=settings.wait_interval_seconds,
+            metric_period_seconds=settings.metric_period_seconds,
+            share_percent=upload.canary_percent if upload.strategy == "CANARY" else upload.linear_step_percent,
+            policy=VerdictPolicy(min_requests=settings.shadow_min_invocations),
+        )
+        if refusal is not None:
+            raise InvalidTrigger(refusal)
     config = upload_deployment_config(upload, settings, alarms.names)
     poll, polls = poll_budget(config["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"], settings)
     started = datetime.now(UTC)

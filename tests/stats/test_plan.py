@@ -42,3 +42,15 @@ def test_plan_matches_the_simulated_time_to_promote():
 def test_cv2_from_percentiles():
     assert abs(lognormal_cv2(20_000, 20_000 * np.exp(2.3263478740408408)) - (np.e - 1)) < 1e-9
     assert lognormal_cv2(None, 5.0) == 0.5
+
+
+def test_canary_refusal_arithmetic():
+    """A bake must span min_periods metric periods (the template's 300 s of 60 s: 5; local 20 s of 10 s: 2)."""
+    from functions.stats.plan import canary_refusal
+
+    assert canary_refusal("CANARY", wait_interval_seconds=300, metric_period_seconds=60, share_percent=25) is None
+    assert canary_refusal("LINEAR", wait_interval_seconds=20, metric_period_seconds=10, share_percent=25) is None
+    assert canary_refusal("ALL_AT_ONCE", wait_interval_seconds=0, metric_period_seconds=60, share_percent=25) is None
+    text = canary_refusal("LINEAR", wait_interval_seconds=90, metric_period_seconds=60, share_percent=20)
+    assert text is not None and "90-s bake" in text and "spans 1 period" in text and ">= 120 s" in text
+    assert "<= 45 s" in text and "100 requests" in text
