@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
 import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local.sagemaker import deployment
+from local.sagemaker import deployment, experiments, runtime
 from local.sagemaker import iam as sm_iam
 from local.sagemaker.capture import CaptureWriter
 from local.sagemaker.container import ArtifactError, ServedModel, unpack
 from local.sagemaker.errors import ResourceLimitExceeded, UnknownOperationException, ValidationException
 from local.sagemaker.fleet import Fleet, Variant
 from local.sagemaker.metrics import PUBLISH_FREQUENCIES, MetricsPublisher, publish_period
+from local.sagemaker.state import ACCOUNT, Endpoint, Resource, now, page
 
 log = logging.getLogger(__name__)
 
-ACCOUNT = "123456789012"
 MAX_ENDPOINTS = 100  # account limit the emulator enforces (ResourceLimitExceeded beyond it)
 # An artifact the execution role may not read. AWS documents no text; this is the message field reports quote
 # from SageMaker (CreateModel / CreateEndpoint): "Could not access model data at s3://... Please ensure that the
@@ -38,103 +35,6 @@ ACCESS_REASON = ('Could not access model data at {url}. Please ensure that the r
                  'trust relationship policy allows the action "sts:AssumeRole" for the service principal '
                  '"sagemaker.amazonaws.com". Also ensure that the role has "s3:GetObject" permissions and that the '
                  'object is located in {region}.')
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Resource:
-    name: str
-    arn: str
-    created: datetime
-    spec: dict[str, Any]
-
-
-@dataclass
-class Endpoint:
-    name: str
-    arn: str
-    created: datetime
-    config_name: str
-    status: str = "Creating"
-    modified: datetime = field(default_factory=now)
-    blue: Fleet | None = None
-    green: Fleet | None = None
-    green_share: float = 0.0
-    failure_reason: str | None = None
-    last_deployment_config: dict[str, Any] | None = None
-    pending: dict[str, Any] | None = None  # PendingDeploymentSummary while creating/updating
-    experiment: Any = None  # the running InferenceExperiment, if any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    # --- deployment state changes (called from deployment/experiment threads) ---
-
-    def start_pending(self, config_name: str, variants: list[dict[str, Any]]) -> None:
-        t = now()
-        self.pending = {
-            "EndpointConfigName": config_name,
-            "StartTime": t,
-            "ProductionVariants": [{
-                "VariantName": v["VariantName"],
-                "CurrentWeight": 0.0,
-                "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
-                "CurrentInstanceCount": 0,
-                "DesiredInstanceCount": v.get("InitialInstanceCount", 1),
-                "InstanceType": v.get("InstanceType"),
-                "VariantStatus": [{"Status": "Creating",
-                                   "StatusMessage": f"Launching {v.get('InitialInstanceCount', 1)} instance(s).",
-                                   "StartTime": t}],
-            } for v in variants],
-        }
-
-    def set_pending_status(self, status: str, message: str, active_instances: int) -> None:
-        if self.pending is None or self.green is None:
-            return
-        t = now()
-        for pv in self.pending["ProductionVariants"]:
-            green = self.green.find(pv["VariantName"])
-            pv["CurrentInstanceCount"] = min(active_instances, pv["DesiredInstanceCount"])
-            pv["CurrentWeight"] = pv["DesiredWeight"] if status == "Baking" else pv["CurrentWeight"]
-            if green is not None:
-                pv["DeployedImages"] = green.summary()["DeployedImages"]
-            pv["VariantStatus"] = [{"Status": status, "StatusMessage": message, "StartTime": t}]
-
-    def roll_back(self, reason: str) -> None:
-        with self.lock:
-            self.green_share = 0.0  # all traffic back to blue before green goes away
-            self.green = None
-            self.pending = None
-            self.failure_reason = reason
-            self.status = "InService"
-            self.modified = now()
-        log.info("endpoint %s rolled back: %s", self.name, reason)
-
-    def finish_update(self, green: Fleet) -> None:
-        with self.lock:
-            self.blue = green
-            self.config_name = green.config_name
-            self.green = None
-            self.green_share = 0.0
-            self.pending = None
-            self.status = "InService"
-            self.modified = now()
-
-    # --- routing ---
-
-    def serving_fleet(self) -> Fleet:
-        green, share = self.green, self.green_share
-        if green is not None and share > 0 and (share >= 1.0 or random.random() < share):
-            return green
-        assert self.blue is not None
-        return self.blue
-
-    def find_variant(self, name: str) -> Variant | None:
-        for fleet in (self.green if self.green_share > 0 else None, self.blue):
-            if fleet is not None and (v := fleet.find(name)) is not None:
-                return v
-        return None
 
 
 class Backend:
@@ -166,8 +66,6 @@ class Backend:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        from local.sagemaker import experiments, runtime  # they import this module
-
         self.runtime = runtime.Runtime(self)
         self._ops = {
             "CreateModel": self.create_model, "DescribeModel": self.describe_model,
@@ -220,7 +118,7 @@ class Backend:
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:{kind}/{name.lower()}"
 
-    def _model(self, name: str) -> Resource:
+    def model(self, name: str) -> Resource:
         if name not in self.models:
             raise ValidationException(f'Could not find model "{self.arn("model", name)}".')
         return self.models[name]
@@ -342,20 +240,20 @@ class Backend:
         return {"ModelArn": res.arn}
 
     def describe_model(self, p: dict[str, Any]) -> dict[str, Any]:
-        m = self._model(p["ModelName"])
+        m = self.model(p["ModelName"])
         spec = {k: v for k, v in m.spec.items() if k != "Tags"}
         return {**spec, "ModelArn": m.arn, "CreationTime": m.created}
 
     def delete_model(self, p: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            self._model(p["ModelName"])
+            self.model(p["ModelName"])
             del self.models[p["ModelName"]]
         return {}
 
     def list_models(self, p: dict[str, Any]) -> dict[str, Any]:
         items = [{"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created}
                  for m in self.models.values() if p.get("NameContains", "") in m.name]
-        return _page(items, p, "Models", "ModelName")
+        return page(items, p, "Models", "ModelName")
 
     # --- endpoint configs ---
 
@@ -376,7 +274,7 @@ class Backend:
         for v in variants:
             if "ModelName" not in v:
                 raise ValidationException(f"ModelName is required for variant {v['VariantName']}.")
-            self._model(v["ModelName"])
+            self.model(v["ModelName"])
             if "InstanceType" not in v and "ServerlessConfig" not in v:
                 raise ValidationException(f"InstanceType is required for variant {v['VariantName']}.")
         with self.lock:
@@ -401,7 +299,7 @@ class Backend:
     def list_endpoint_configs(self, p: dict[str, Any]) -> dict[str, Any]:
         items = [{"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created}
                  for c in self.configs.values() if p.get("NameContains", "") in c.name]
-        return _page(items, p, "EndpointConfigs", "EndpointConfigName")
+        return page(items, p, "EndpointConfigs", "EndpointConfigName")
 
     # --- endpoints ---
 
@@ -541,7 +439,7 @@ class Backend:
                   "LastModifiedTime": e.modified, "EndpointStatus": e.status}
                  for e in self.endpoints.values()
                  if p.get("NameContains", "") in e.name and p.get("StatusEquals", e.status) == e.status]
-        return _page(items, p, "Endpoints", "EndpointName")
+        return page(items, p, "Endpoints", "EndpointName")
 
 
 def _check_deployment_config(dc: dict[str, Any]) -> None:
@@ -575,15 +473,3 @@ def _retain_variant_properties(spec: dict[str, Any], blue: Fleet, excluded: list
             v["InitialVariantWeight"] = current.weight
         if "DesiredInstanceCount" not in skip:
             v["InitialInstanceCount"] = current.instance_count
-
-
-def _page(items: list[dict[str, Any]], p: dict[str, Any], key: str, name_key: str) -> dict[str, Any]:
-    sort_by = p.get("SortBy", "CreationTime")
-    field_ = {"Name": name_key, "CreationTime": "CreationTime", "Status": "EndpointStatus"}.get(sort_by, "CreationTime")
-    items.sort(key=lambda i: i.get(field_) or "", reverse=p.get("SortOrder", "Descending") == "Descending")
-    start = int(p.get("NextToken") or 0)
-    size = p.get("MaxResults", 100)
-    out: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["NextToken"] = str(start + size)
-    return out

@@ -9,14 +9,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from local.sagemaker import iam as sm_iam
 from local.sagemaker.errors import ValidationException
-
-if TYPE_CHECKING:
-    from local.sagemaker.backend import Backend, Endpoint
-    from local.sagemaker.fleet import Fleet
+from local.sagemaker.fleet import Fleet
+from local.sagemaker.state import Endpoint, Host
 
 ROLLBACK_REASON = "One or more configured alarm for automatic rollback deployment is in ALARM state: [{}]."
 TIMEOUT_REASON = (
@@ -92,7 +90,7 @@ def bake_message(step: Step) -> str:
             f"{capacity}{step.instances} instance(s).")
 
 
-def run_update(backend: Backend, ep: Endpoint, green: Fleet, deployment_config: dict[str, Any] | None) -> None:
+def run_update(backend: Host, ep: Endpoint, green: Fleet, deployment_config: dict[str, Any] | None) -> None:
     """Runs in its own thread from UpdateEndpoint's acceptance to InService (new config or rolled back)."""
     dc = deployment_config or {}
     policy = dc.get("BlueGreenUpdatePolicy") or DEFAULT_POLICY

@@ -12,16 +12,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from local.sagemaker import iam as sm_iam
-from local.sagemaker.backend import Resource, now
 from local.sagemaker.container import ArtifactError
 from local.sagemaker.errors import ConflictException, ResourceInUse, ResourceNotFound, ValidationException
 from local.sagemaker.fleet import Fleet, Variant
-
-if TYPE_CHECKING:
-    from local.sagemaker.backend import Backend, Endpoint
+from local.sagemaker.state import Endpoint, Host, Resource, now, page
 
 DEFAULT_DURATION = timedelta(days=7)
 # "The maximum duration that you can set for an inference experiment is 30 days."
@@ -61,7 +58,7 @@ class Experiment:
             self.status_reason = reason
 
 
-def operations(backend: Backend) -> dict[str, Any]:
+def operations(backend: Host) -> dict[str, Any]:
     ops = ExperimentOps(backend)
     return {
         "CreateInferenceExperiment": ops.create, "DescribeInferenceExperiment": ops.describe,
@@ -71,7 +68,7 @@ def operations(backend: Backend) -> dict[str, Any]:
 
 
 class ExperimentOps:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Host) -> None:
         self.b = backend
 
     def _get(self, name: str) -> Experiment:
@@ -91,7 +88,7 @@ class ExperimentOps:
             raise ValidationException(
                 f"ModelVariants must name the production variant {source} and the shadow variant {shadow_name}.")
         for v in p["ModelVariants"]:
-            self.b._model(v["ModelName"])
+            self.b.model(v["ModelName"])
         with self.b.lock:
             if name in self.b.experiments:
                 raise ResourceInUse(f"Inference experiment {name} already exists.")
@@ -147,15 +144,13 @@ class ExperimentOps:
         }
 
     def list(self, p: dict[str, Any]) -> dict[str, Any]:
-        from local.sagemaker.backend import _page
-
         items = [{"Name": e.name, "Type": e.spec["Type"], "Status": e.status, "StatusReason": e.status_reason,
                   "Schedule": {"StartTime": e.start_time, "EndTime": e.end_time},
                   "Description": e.spec.get("Description"), "CreationTime": e.created,
                   "CompletionTime": e.completed, "LastModifiedTime": e.modified, "RoleArn": e.spec.get("RoleArn")}
                  for e in self.b.experiments.values()
                  if p.get("NameContains", "") in e.name and p.get("StatusEquals", e.status) == e.status]
-        return _page(items, p, "InferenceExperiments", "Name")
+        return page(items, p, "InferenceExperiments", "Name")
 
     def start(self, p: dict[str, Any]) -> dict[str, Any]:
         exp = self._get(p["Name"])

@@ -8,16 +8,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from local.cloudwatch_logs import container_error
 from local.sagemaker.capture import capture_record
 from local.sagemaker.container import ContainerError
 from local.sagemaker.errors import ModelError, ValidationError
-
-if TYPE_CHECKING:
-    from local.sagemaker.backend import Backend, Endpoint
-    from local.sagemaker.fleet import Variant
+from local.sagemaker.fleet import Variant
+from local.sagemaker.state import Endpoint, Host
 
 
 @dataclass
@@ -28,7 +26,7 @@ class Answer:
 
 
 class Runtime:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Host) -> None:
         self.backend = backend
         # shadows run off the caller's path; a small pool bounds their cost
         self._shadow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sm-shadow")
