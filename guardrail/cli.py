@@ -496,11 +496,29 @@ def replay(event: Path, workdir: Path, aws: bool, stack_name: str, profile: str 
 
 def live_alarms(alarms: dict[str, str], configs: set[str]) -> dict[str, str]:
     """The alarms of the endpoint's live configs (alarm names carry their config); retired ones are left out."""
-    return {name: state for name, state in alarms.items() if any(c and f"-{c}-" in f"{name}-" for c in configs)}
+    from guardrail.demo import alarms_in_play
+
+    return alarms_in_play(alarms, configs)
+
+
+def fleet_counts(doc: dict[str, Any]) -> str | None:
+    """How many requests each fleet served, as the SNS alert says it (functions/steps/notify.py): the update's
+    evidence (new and old fleet, from UpdateEndpoint to the end of the watch) or the shadow test's two variants."""
+    evidence = (doc.get("watch") or {}).get("evidence")
+    if isinstance(evidence, dict):
+        text = f"new fleet {evidence.get('new_fleet_requests')}"
+        if evidence.get("old_fleet_requests") is not None:
+            text += f", old fleet {evidence['old_fleet_requests']}"
+        return text + f" requests (min {evidence.get('min_requests')})"
+    analysis = (doc.get("shadow") or {}).get("analysis")
+    if isinstance(analysis, dict):
+        production, shadow = analysis.get("production") or {}, analysis.get("shadow") or {}
+        return f"production {production.get('invocations', 0):.0f}, shadow {shadow.get('invocations', 0):.0f} requests"
+    return None
 
 
 def execution_rows(sfn: Any, machine: str, last: int) -> list[dict[str, Any]]:
-    """The last executions, newest first: start, ARN, status, outcome, error name."""
+    """The last executions, newest first: start, ARN, status, outcome, error name, requests per fleet."""
     from guardrail.demo import final_document
 
     executions = sfn.list_executions(stateMachineArn=machine, maxResults=min(max(last, 1), 1000))["executions"]
@@ -510,7 +528,7 @@ def execution_rows(sfn: Any, machine: str, last: int) -> list[dict[str, Any]]:
         error = (doc.get("error") or {}).get("Error") or described.get("error")
         outcome = doc.get("outcome") or ("FAILED" if ex["status"] == "FAILED" else None)
         rows.append({"started": ex["startDate"], "arn": ex["executionArn"], "status": ex["status"],
-                     "outcome": outcome, "error": error})
+                     "outcome": outcome, "error": error, "served": fleet_counts(doc)})
     return rows
 
 
@@ -519,7 +537,7 @@ def failure_label(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if row["outcome"] in ("ROLLED_BACK",):
             return "failure reason (last update, rolled back)"
-        if row["outcome"] in ("DEPLOYED", "PROMOTED"):
+        if row["outcome"] in ("DEPLOYED", "DEPLOYED_UNVERIFIED", "PROMOTED"):
             when = row["started"].astimezone(UTC).strftime("%H:%M:%S")
             return f"failure reason (a previous update; the last one, {when} UTC, was {row['outcome']})"
     return "failure reason (a previous update)"
@@ -566,8 +584,9 @@ def status(workdir: Path, aws: bool, stack_name: str, profile: str | None, regio
         outcome = row["outcome"] or "—"
         if row["error"]:
             outcome += f" ({row['error']})"
+        served = f"  served: {escape(row['served'])}" if row.get("served") else ""
         console.print(f"  {row['started'].astimezone(UTC):%Y-%m-%d %H:%M:%S}  {row['status']:<9}  "
-                      f"{escape(outcome):<28}  {escape(row['arn'])}")
+                      f"{escape(outcome):<28}  {escape(row['arn'])}{served}", highlight=False)
     return 0
 
 

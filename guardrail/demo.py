@@ -14,10 +14,10 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import ClientError
@@ -114,6 +114,21 @@ class Target(BaseModel):
 # ---------------------------------------------------------------- observing
 
 
+class FleetView(BaseModel):
+    """One fleet of the endpoint as DescribeEndpoint shows it: the live config's variant(s), the pending config's
+    (the green fleet of a blue/green update) or a shadow, with the share of requests SageMaker routes to it."""
+
+    role: Literal["live", "new", "shadow"]
+    config: str | None = None
+    variant: str
+    model: str | None = None
+    weight: float = 0.0  # CurrentWeight
+    instances: tuple[int, int] | None = None  # (CurrentInstanceCount, DesiredInstanceCount)
+    status: str | None = None  # the green variant's VariantStatus (Creating, ActivatingTraffic, Baking...)
+    share: float | None = None  # fraction of the endpoint's requests it serves (None: a shadow, it gets copies)
+    rps: float | None = None  # requests/s, from its Invocations series (None: not known yet)
+
+
 class EndpointView(BaseModel):
     status: str | None = None
     config: str | None = None
@@ -123,23 +138,37 @@ class EndpointView(BaseModel):
     # fleets of a blue/green update share one production variant name, so the variant cannot tell them apart.
     weights: dict[str, float] = {}
     shadow: list[str] = []
+    fleets: list[FleetView] = []
 
 
-_MODELS: dict[str, dict[str, str]] = {}  # endpoint config -> {variant: model} (configs are immutable)
+_CONFIGS: dict[str, dict[str, Any]] = {}  # endpoint config -> DescribeEndpointConfig (configs are immutable)
+
+
+def _config(sm: Any, config: str | None) -> dict[str, Any]:
+    if not config:
+        return {}
+    if config not in _CONFIGS:
+        try:
+            _CONFIGS[config] = sm.describe_endpoint_config(EndpointConfigName=config)
+        except ClientError:
+            return {}
+    return _CONFIGS[config]
 
 
 def models_of(sm: Any, config: str | None) -> dict[str, str]:
     """{variant name: model name} of an endpoint config (production and shadow variants)."""
-    if not config:
-        return {}
-    if config not in _MODELS:
-        try:
-            described = sm.describe_endpoint_config(EndpointConfigName=config)
-        except ClientError:
-            return {}
-        variants = described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
-        _MODELS[config] = {v["VariantName"]: v["ModelName"] for v in variants}
-    return _MODELS[config]
+    described = _config(sm, config)
+    variants = described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
+    return {v["VariantName"]: v["ModelName"] for v in variants}
+
+
+def publish_period(sm: Any, config: str | None) -> int:
+    """Seconds between the invocation-metric datapoints of a config's fleet: 60, or MetricsConfig's frequency with
+    enhanced metrics (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricsConfig.html)."""
+    metrics = _config(sm, config).get("MetricsConfig") or {}
+    if metrics.get("EnableEnhancedMetrics") and metrics.get("MetricPublishFrequencyInSeconds"):
+        return int(metrics["MetricPublishFrequencyInSeconds"])
+    return 60
 
 
 def serving_model(sm: Any, endpoint: str) -> str | None:
@@ -150,6 +179,47 @@ def serving_model(sm: Any, endpoint: str) -> str | None:
         return None
     variants = described.get("ProductionVariants") or [{}]
     return models_of(sm, described.get("EndpointConfigName")).get(variants[0].get("VariantName", ""))
+
+
+# Green variant states in which its active instances take requests (the AWS canary notebook shows "Baking" with
+# CurrentWeight 1.0 on the canary's instances; "Creating" launches instances that serve nobody yet).
+TRAFFIC_ON = {"ActivatingTraffic", "Baking"}
+
+
+def _green_fraction(pending: list[dict[str, Any]]) -> float:
+    """The share of requests the green fleet takes: its active capacity over its whole capacity. SageMaker shifts
+    traffic by capacity ("routes a portion of the incoming traffic (for example, 25%) to the canary", the canary
+    being "the portion of your green fleet that turns on to receive traffic",
+    https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html), so during a
+    canary both fleets' CurrentWeight is 1.0 and only the instance counts tell the split. AWS does not document
+    the exact proportion; k of n instances taking k/n is what the local emulator applies."""
+    active = desired = 0
+    for v in pending:
+        status = ((v.get("VariantStatus") or [{}])[-1]).get("Status")
+        on = status in TRAFFIC_ON if status else float(v.get("CurrentWeight", 0.0)) > 0
+        if on and float(v.get("CurrentWeight", 0.0)) > 0:
+            active += int(v.get("CurrentInstanceCount") or 0)
+        desired += int(v.get("DesiredInstanceCount") or v.get("CurrentInstanceCount") or 0)
+    return min(1.0, active / desired) if desired else 0.0
+
+
+def _fleet(sm: Any, role: str, config: str | None, variants: list[dict[str, Any]], fraction: float | None,
+           ) -> list[FleetView]:
+    models = models_of(sm, config)
+    total = sum(max(float(v.get("CurrentWeight", 0.0)), 0.0) for v in variants)
+    out = []
+    for v in variants:
+        weight = float(v.get("CurrentWeight", 0.0))
+        share = None
+        if fraction is not None:  # within a fleet, variants split its requests by weight
+            share = fraction * (max(weight, 0.0) / total if total > 0 else 1 / len(variants))
+        count = v.get("CurrentInstanceCount")
+        out.append(FleetView(
+            role=role, config=config, variant=v["VariantName"], model=models.get(v["VariantName"]), weight=weight,
+            instances=(int(count), int(v.get("DesiredInstanceCount") or count)) if count is not None else None,
+            status=((v.get("VariantStatus") or [{}])[-1]).get("Status"), share=share,
+        ))
+    return out
 
 
 def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
@@ -166,11 +236,65 @@ def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
         weights[green.get(v["VariantName"], v["VariantName"])] = float(v.get("CurrentWeight", 0.0))
     shadow = [v["VariantName"] for v in ep.get("ShadowProductionVariants", [])]
     shadow += [v["VariantName"] for v in pending.get("ShadowProductionVariants", [])]
+    fraction = _green_fraction(pending.get("ProductionVariants", [])) if pending.get("ProductionVariants") else 0.0
+    fleets = _fleet(sm, "live", ep.get("EndpointConfigName"), ep.get("ProductionVariants", []), 1.0 - fraction)
+    if pending.get("ProductionVariants"):
+        fleets += _fleet(sm, "new", pending.get("EndpointConfigName"), pending["ProductionVariants"], fraction)
+    fleets += _fleet(sm, "shadow", ep.get("EndpointConfigName"), ep.get("ShadowProductionVariants", []), None)
     return EndpointView(
         status=ep.get("EndpointStatus"), config=ep.get("EndpointConfigName"),
         pending_config=pending.get("EndpointConfigName"), failure_reason=ep.get("FailureReason"),
-        weights=weights, shadow=shadow,
+        weights=weights, shadow=shadow, fleets=fleets,
     )
+
+
+def fleet_rates(
+    cw: Any, endpoint: str, fleets: list[FleetView], periods: dict[str, int], now: datetime | None = None,
+) -> dict[str, float]:
+    """Requests/s per production fleet (by config): the newest `Invocations` Sum SageMaker published for it
+    (dimensions EndpointName, VariantName, EndpointConfigName: both fleets of an update share the variant name)
+    over its publication period; 0 when it published nothing in the last three periods. One GetMetricData call."""
+    now = now or datetime.now(UTC)
+    queries, ids = [], {}
+    for i, f in enumerate(x for x in fleets if x.role != "shadow" and x.config):
+        period = periods.get(f.config or "", 60)
+        qid = f"f{i}"
+        ids[qid] = (f.config, period)
+        dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": f.variant},
+                {"Name": "EndpointConfigName", "Value": f.config}]
+        queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": "AWS/SageMaker", "MetricName": "Invocations", "Dimensions": dims},
+            "Period": period, "Stat": "Sum"}})
+    if not queries:
+        return {}
+    longest = max(p for _, p in ids.values())
+    rates: dict[str, float] = {config: 0.0 for config, _ in ids.values()}  # type: ignore[misc]
+    with contextlib.suppress(ClientError):
+        results = cw.get_metric_data(MetricDataQueries=queries, StartTime=now - timedelta(seconds=3 * longest),
+                                     EndTime=now, ScanBy="TimestampDescending")["MetricDataResults"]
+        for r in results:
+            config, period = ids[r["Id"]]
+            if r.get("Values"):
+                newest = max(zip(r["Timestamps"], r["Values"], strict=True))
+                rates[config] = rates.get(config, 0.0) + newest[1] / period  # type: ignore[index]
+    return rates
+
+
+class FleetRates:
+    """`fleet_rates` at most every `every` seconds (the view ticks twice a second; datapoints come every 10-60 s)."""
+
+    def __init__(self, cw: Any, sm: Any, endpoint: str, every: float = 2.0) -> None:
+        self.cw, self.sm, self.endpoint, self.every = cw, sm, endpoint, every
+        self._at, self._rates = -1e9, {}  # type: ignore[var-annotated]
+
+    def fill(self, view: EndpointView) -> EndpointView:
+        if time.monotonic() - self._at >= self.every:
+            self._at = time.monotonic()
+            periods = {f.config: publish_period(self.sm, f.config) for f in view.fleets if f.config}
+            self._rates = fleet_rates(self.cw, self.endpoint, view.fleets, periods)
+        fleets = [f.model_copy(update={"rps": self._rates.get(f.config or "")}) if f.role != "shadow" else f
+                  for f in view.fleets]
+        return view.model_copy(update={"fleets": fleets})
 
 
 def settle(sm: Any, endpoint: str, timeout: float = 30.0) -> EndpointView:
@@ -184,14 +308,24 @@ def settle(sm: Any, endpoint: str, timeout: float = 30.0) -> EndpointView:
 
 
 def alarm_states(cw: Any, endpoint: str) -> dict[str, str]:
-    """State of every alarm that watches the endpoint."""
+    """State of every alarm that watches the endpoint: a metric alarm on its dimensions, or a metric-math alarm
+    (the relative 4XX alarm) with a metric on them."""
     states: dict[str, str] = {}
     for page in cw.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
         for alarm in page.get("MetricAlarms", []):
-            dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
-            if dims.get("EndpointName") == endpoint:
+            dimension_sets = [alarm.get("Dimensions", [])] + [
+                ((m.get("MetricStat") or {}).get("Metric") or {}).get("Dimensions", []) for m in alarm.get("Metrics", [])
+            ]
+            if any({d["Name"]: d["Value"] for d in dims}.get("EndpointName") == endpoint for dims in dimension_sets):
                 states[alarm["AlarmName"]] = alarm["StateValue"]
     return states
+
+
+def alarms_in_play(alarms: dict[str, str], configs: Iterable[str | None]) -> dict[str, str]:
+    """The alarms of the given endpoint configs: Guardrail's alarm names carry their config
+    (guardrail-<endpoint>-<config>-<what>, functions/steps/names.py); alarms of retired configs are left out."""
+    wanted = [c for c in configs if c]
+    return {name: state for name, state in alarms.items() if any(f"-{c}-" in f"{name}-" for c in wanted)}
 
 
 def current_state(sfn: Any, execution_arn: str) -> str | None:
@@ -330,9 +464,12 @@ class Snapshot(BaseModel):
     execution_arn: str | None = None
     state: str | None = None
     endpoint: EndpointView = Field(default_factory=EndpointView)
-    traffic: dict[str, int] = {}
+    traffic: dict[str, int] = {}  # answers the traffic generator got, by the variant that answered
     traffic_errors: dict[str, int] = {}
-    alarms: dict[str, str] = {}
+    alarms: dict[str, str] = {}  # every alarm on the endpoint; the view lists those of `in_play`
+    # the configs this scenario has seen live or pending: a green fleet rolled back a moment ago is still in play,
+    # a config retired by an earlier scenario is not
+    in_play: list[str] = []
 
 
 class ScenarioResult(BaseModel):
@@ -456,14 +593,18 @@ def run_scenario(
         arn = arn or find_execution(sfn, target.state_machine_arn, key, since, timeout=30)
         result.execution_arn = arn
         deadline = started + scenario.timeout_seconds
+        rates = FleetRates(cw, sm, target.endpoint_name)
+        in_play = [c for c in (result.endpoint_config_before,) if c]
         while True:
             status = sfn.describe_execution(executionArn=arn)["status"]
             if on_tick is not None:
+                view = rates.fill(endpoint_view(sm, target.endpoint_name))
+                in_play += [c for c in (view.config, view.pending_config) if c and c not in in_play]
+                answered, errors = traffic.counts()
                 on_tick(Snapshot(
                     scenario=scenario.key, elapsed=time.monotonic() - started, execution_arn=arn,
-                    state=current_state(sfn, arn), endpoint=endpoint_view(sm, target.endpoint_name),
-                    traffic=traffic.counts()[0], traffic_errors=traffic.counts()[1],
-                    alarms=alarm_states(cw, target.endpoint_name),
+                    state=current_state(sfn, arn), endpoint=view, traffic=answered, traffic_errors=errors,
+                    alarms=alarm_states(cw, target.endpoint_name), in_play=list(in_play),
                 ))
             if status in TERMINAL:
                 break
@@ -583,6 +724,30 @@ class LiveView:
         if result.alert_subject:
             self.alerts.append(f"{result.alert_outcome}: {result.alert_subject}")
 
+    @staticmethod
+    def _now(snap: Snapshot) -> Any:
+        from rich.console import Group
+        from rich.markup import escape
+
+        ep = snap.endpoint
+        answered = sum(snap.traffic.values())
+        traffic = f"{answered} answered" if answered or snap.traffic_errors else "—"
+        if snap.traffic_errors:
+            traffic += "  [red]errors " + "  ".join(f"{escape(k)}: {n}" for k, n in snap.traffic_errors.items()) + "[/red]"
+        shown = alarms_in_play(snap.alarms, snap.in_play)
+        alarms = "\n".join(
+            f"[{_state_colour(v)}]{v:<17}[/{_state_colour(v)}] {escape(k)}" for k, v in sorted(shown.items())
+        ) or "—"
+        head = (
+            f"state machine  [bold cyan]{escape(snap.state or '…')}[/bold cyan]\n"
+            f"endpoint       {escape(ep.status or '(none)')}  config {escape(ep.config or '—')}"
+            + (f"  → {escape(ep.pending_config)}" if ep.pending_config else "") + "\n"
+            f"client         {traffic}"
+        )
+        hidden = len(snap.alarms) - len(shown)
+        tail = f"alarms of the configs in play{f' ({hidden} of retired configs not shown)' if hidden else ''}\n{alarms}"
+        return Group(head, fleets_table(ep.fleets) if ep.fleets else "fleets         —", tail)
+
     def __rich__(self) -> Any:
         from rich.console import Group
         from rich.panel import Panel
@@ -604,28 +769,39 @@ class LiveView:
         parts: list[Any] = [table]
         snap = self.snapshot
         if snap is not None and snap.scenario not in self.results:
-            ep = snap.endpoint
-            weights = "  ".join(f"{k}={v:.2f}" for k, v in ep.weights.items()) or "—"
-            traffic = "  ".join(f"{k}: {n}" for k, n in sorted(snap.traffic.items())) or "—"
-            if snap.traffic_errors:
-                traffic += "  [red]errors " + "  ".join(f"{k}: {n}" for k, n in snap.traffic_errors.items()) + "[/red]"
-            alarms = "\n".join(
-                f"[{_state_colour(v)}]{v:<17}[/{_state_colour(v)}] {k}" for k, v in sorted(snap.alarms.items())
-            ) or "—"
-            body = (
-                f"state machine  [bold cyan]{snap.state or '…'}[/bold cyan]\n"
-                f"endpoint       {ep.status or '(none)'}  config {ep.config or '—'}"
-                + (f"  → {ep.pending_config}" if ep.pending_config else "") + "\n"
-                f"weights        {weights}" + (f"   shadow {', '.join(ep.shadow)}" if ep.shadow else "") + "\n"
-                f"traffic        {traffic}\n"
-                f"alarms\n{alarms}"
-            )
-            parts.append(Panel(body, title=f"now: {snap.scenario}", border_style="cyan"))
+            parts.append(Panel(self._now(snap), title=f"now: {snap.scenario}", border_style="cyan"))
         if self.alerts:
             from rich.markup import escape
 
             parts.append(Panel(escape("\n".join(self.alerts[-6:])), title="SNS alerts", border_style="magenta"))
         return Group(*parts)
+
+
+def _share(f: FleetView) -> str:
+    if f.share is None:
+        return "mirror"
+    return f"{100 * f.share:.0f}%"
+
+
+def _rate(f: FleetView) -> str:
+    return "—" if f.rps is None else f"{f.rps:.1f} req/s"
+
+
+def fleets_table(fleets: list[FleetView]) -> Any:
+    """One row per fleet: what SageMaker routes to it (capacity share), its instances and weight, its req/s."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("fleet", "left"), ("model", "left"), ("config", "left"), ("split", "right"),
+                            ("instances", "right"), ("weight", "right"), ("req/s (CloudWatch)", "right"),
+                            ("status", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for f in fleets:
+        instances = f"{f.instances[0]}/{f.instances[1]}" if f.instances else "—"
+        table.add_row(f.role, escape(f.model or f.variant), escape(f.config or "—"), _share(f), instances,
+                      f"{f.weight:.2f}", _rate(f), escape(f.status or ""))
+    return table
 
 
 def summary_table(results: list[ScenarioResult]) -> Any:
