@@ -472,20 +472,34 @@ def answered_failures(prod: VariantSample, shadow: VariantSample, *, client_only
     return round(total)
 
 
+def _step_periods(old: Sequence[Period], new: Sequence[Period]) -> list[tuple[Period, Period]]:
+    """A canary's step as CloudWatch shows it: the periods in which both fleets served, without the first and
+    the last of them. Those two hold the step's edges (traffic turned on mid-period, the full shift mid-period,
+    or the latest, still partial period), where the share is between two steps' and would fake a mismatch."""
+    both = [(a, b) for a, b in align(old, new) if a.requests > 0 and b.requests > 0]
+    return both[1:-1]
+
+
 def sample_ratio(
     prod: VariantSample, shadow: VariantSample, expected_share: float, *, mirrored: bool, alpha: float
 ) -> str | None:
     """A sample-ratio mismatch, explained, or None. Mirrored: shadow requests ~ Binomial(production, share);
-    split (canary): new-fleet requests ~ Binomial(both, share)."""
+    split (canary): new-fleet requests ~ Binomial(both, share), within the canary step when per-period data
+    tell the step apart (`_step_periods`): provisioning (old fleet only) and the full shift (new only) are not
+    part of it. `expected_share` is then the canary's capacity share (one step: CANARY, or LINEAR's first)."""
     if not 0 < expected_share < 1:
         return None
     trials = prod.requests if mirrored else prod.requests + shadow.requests
     observed = min(shadow.requests, trials)
+    what = "of production's requests" if mirrored else "of all requests"
+    if not mirrored and prod.periods is not None and shadow.periods is not None:
+        step = _step_periods(prod.periods, shadow.periods)
+        observed, trials = sum(b.requests for _, b in step), sum(a.requests + b.requests for a, b in step)
+        what = f"of all requests in {len(step)} period(s) of the step"
     mismatch, log_e = srm(observed, trials, expected_share, alpha)
     if not mismatch:
         return None
     share = observed / trials if trials else 0.0
-    what = "of production's requests" if mirrored else "of all requests"
     return (
         f"sample-ratio mismatch: {shadow.name} got {_pct(share)} {what}, configured {_pct(expected_share)} "
         f"(e-value {_e(log_e):.3g} >= {1 / alpha:.0f}): the arms do not see the traffic the test assumes"

@@ -62,3 +62,53 @@ def test_deploy_lets_a_decidable_canary_or_the_alarms_only_method_through(sm) ->
         sm.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"})
         out = deploy(inp.upload, inp.alarms, settings)
         assert out.status.value == "IN_PROGRESS"
+
+
+# --- 2. the canary's capacity share reaches the verdict (its sample-ratio check) ---------------------------
+def test_capacity_share_of_the_canary_step() -> None:
+    """k of the new fleet's n instances take k/n of the requests (the emulator's rule, AWS's '25 %' example);
+    CAPACITY_PERCENT rounds down to whole instances, at least one. LINEAR has several shares: no single one."""
+    from functions.steps.check_deployment import capacity_share
+    from functions.steps.deploy import build_deployment_config
+
+    def config(strategy: str, pct: int) -> dict:
+        return build_deployment_config(strategy, canary_percent=pct, linear_step_percent=pct, wait_interval_seconds=300,
+                                       termination_wait_seconds=60, max_execution_timeout_seconds=3600,
+                                       alarm_names=["a"])  # fmt: skip
+
+    assert capacity_share(config("CANARY", 25), 4) == 0.25
+    assert capacity_share(config("CANARY", 25), 2) == 0.5 * 1  # floor(0.5) -> 1 instance of 2
+    assert capacity_share(config("CANARY", 30), 10) == 0.3
+    assert capacity_share(config("LINEAR", 25), 4) is None
+    assert capacity_share(config("ALL_AT_ONCE", 25), 4) is None
+    assert capacity_share(None, 4) is None
+    by_count = config("CANARY", 25)
+    by_count["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"] = {"Type": "INSTANCE_COUNT",
+                                                                                       "Value": 1}
+    assert capacity_share(by_count, 3) == 1 / 3
+
+
+def test_judge_canary_hands_the_capacity_share_to_the_verdict(monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from functions.models import DeploymentMode, DeploymentState, DeploymentStatus
+    from functions.steps import check_deployment as cd
+    from functions.steps.deploy import build_deployment_config
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        return None
+
+    monkeypatch.setattr(cd, "canary_analysis", fake)
+    config = build_deployment_config("CANARY", canary_percent=25, linear_step_percent=25, wait_interval_seconds=300,
+                                     termination_wait_seconds=60, max_execution_timeout_seconds=3600,
+                                     alarm_names=["a"])  # fmt: skip
+    deployment = DeploymentState(
+        mode=DeploymentMode.UPDATE, endpoint_name=ENDPOINT, target_config="new", previous_config="old",
+        status=DeploymentStatus.IN_PROGRESS, previous_variant="AllTraffic", target_variant="AllTraffic",
+        started_at=datetime(2026, 11, 23, 12, tzinfo=UTC), deployment_config=config,
+    )  # fmt: skip
+    cd.judge_canary(deployment, settings_from({**ENV, "INSTANCE_COUNT": "4"}), datetime(2026, 11, 23, 13, tzinfo=UTC))
+    assert seen["capacity_share"] == 0.25
