@@ -31,6 +31,7 @@ Environment variables (upper-case of the template parameter / field name; defaul
   evidence of    MIN_REQUESTS [100: requests the new fleet serves during bakes + watch], EVIDENCE_POLICY
   an update      [rollback | extend | accept], EVIDENCE_MAX_EXTENSIONS [3 watch windows]
   lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
+  housekeeping   KEEP_VERSIONS [2: endpoint configs (and their models) kept for rollback besides the serving one]
 
 Each handler calls `load_settings(required=(...))` at import, naming the resources it needs, so a function
 deployed without them fails at cold start with a clear message rather than mid-deployment.
@@ -132,6 +133,7 @@ class Settings(BaseModel):
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    keep_versions: int = Field(default=2, ge=1)  # >= 1: the previous config is the rollback target
 
     @field_validator("model_prefix")
     @classmethod

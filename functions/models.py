@@ -606,6 +606,8 @@ class NotifyInput(_In):
     error: ErrorInfo | None = None
     detail: dict[str, Any] | None = None  # the trigger event's detail, when parse_upload never ran
     ended: dict[str, Any] | None = None  # ExecutionEnded: the lock, shadow and endpoint after the execution ended
+    housekeeping: dict[str, Any] | None = None  # what Housekeeping deleted (issue 14 §6)
+    housekeeping_error: ErrorInfo | None = None  # Housekeeping failed: reported, the outcome stands
 
     @model_validator(mode="before")
     @classmethod
@@ -614,11 +616,13 @@ class NotifyInput(_In):
         if not isinstance(data, dict):
             return {}
         out = dict(data)
-        for key in ("upload", "gate", "deployment", "watch", "shadow", "detail", "ended"):
+        for key in ("upload", "gate", "deployment", "watch", "shadow", "detail", "ended", "housekeeping"):
             if key in out and not isinstance(out[key], dict):
                 out.pop(key)
         if "error" in out and not isinstance(out["error"], dict):
             out["error"] = {"Error": "Unknown", "Cause": str(out["error"])}
+        if "housekeeping_error" in out and not isinstance(out["housekeeping_error"], dict):
+            out.pop("housekeeping_error")
         if not isinstance(out.get("outcome", "FAILED"), str):
             out["outcome"] = "FAILED"
         if "execution" in out and not isinstance(out["execution"], str | dict):
@@ -679,3 +683,26 @@ class NotifyOutput(_Out):
     duplicate: bool = False  # already published for this execution and outcome (a retried invocation)
     subject: str
     payload: NotificationPayload
+
+
+class HousekeepingInput(_In):
+    """After a DEPLOYED / DEPLOYED_UNVERIFIED / PROMOTED outcome: what this execution made and replaced."""
+
+    outcome: str
+    upload: Upload
+    lock: LockState | None = None
+    endpoint_config: EndpointConfigResource | None = None  # its live_config: the config served before
+    deployment: DeploymentState | None = None  # previous_config: the rollback target of an update
+
+
+class HousekeepingOutput(_Out):
+    """What housekeeping deleted and kept (issue 14 §6); `skipped` says why it touched nothing."""
+
+    skipped: str | None = None
+    keep_versions: int
+    serving_config: str | None = None
+    kept_configs: list[str] = []  # Guardrail's configs still there: serving, rollback target, newest others
+    deleted_alarms: list[str] = []
+    deleted_configs: list[str] = []
+    deleted_models: list[str] = []
+    errors: list[str] = []  # deletions that failed (the rest went on; the deployment stands)

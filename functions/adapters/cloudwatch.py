@@ -142,3 +142,19 @@ def _metric_data(
                 for ts, v in zip(stamps, values, strict=False):
                     if v is not None:
                         yield stat, ts.timestamp() if hasattr(ts, "timestamp") else float(ts), float(v)
+
+
+def alarms_with_prefix(prefix: str) -> list[dict[str, Any]]:
+    """The metric alarms (single-metric and metric math) whose name starts with `prefix`."""
+    found: list[dict[str, Any]] = []
+    with aws_errors("describe_alarms"):
+        for page in client().get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix):
+            found.extend(page.get("MetricAlarms", []))
+    return found
+
+
+def delete_alarms(names: list[str]) -> None:
+    """DeleteAlarms, 100 names per call (its limit); unknown names are ignored by CloudWatch."""
+    with aws_errors("delete_alarms"):
+        for i in range(0, len(names), 100):
+            client().delete_alarms(AlarmNames=names[i : i + 100])

@@ -186,3 +186,50 @@ def stop_inference_experiment(name: str, actions: dict[str, str], reason: str) -
         return client().stop_inference_experiment(
             Name=name, ModelVariantActions=actions, DesiredState="Completed", Reason=reason[:1024]
         )["InferenceExperimentArn"]
+
+
+# --- housekeeping: what exists, and deleting what is retired ---
+
+
+def _listed(operation: str, key: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    with aws_errors(operation):
+        for page in client().get_paginator(operation).paginate():
+            items.extend(page.get(key, []))
+    return items
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Every model of the account and region: [{ModelName, ModelArn, CreationTime}]."""
+    return _listed("list_models", "Models")
+
+
+def list_endpoint_configs() -> list[dict[str, Any]]:
+    """Every endpoint config: [{EndpointConfigName, EndpointConfigArn, CreationTime}]."""
+    return _listed("list_endpoint_configs", "EndpointConfigs")
+
+
+def list_endpoints() -> list[dict[str, Any]]:
+    """Every endpoint: [{EndpointName, EndpointStatus, ...}] (no config name: DescribeEndpoint has it)."""
+    return _listed("list_endpoints", "Endpoints")
+
+
+def delete_endpoint_config(name: str) -> bool:
+    """DeleteEndpointConfig; False when it was already gone. AWS does not refuse a config an endpoint uses
+    (API_DeleteEndpointConfig: "You must not delete an EndpointConfig in use by an endpoint"): the caller checks."""
+    try:
+        with aws_errors("delete_endpoint_config"):
+            client().delete_endpoint_config(EndpointConfigName=name)
+    except ResourceNotFound:
+        return False
+    return True
+
+
+def delete_model(name: str) -> bool:
+    """DeleteModel (the model entry only, not its artifact); False when it was already gone."""
+    try:
+        with aws_errors("delete_model"):
+            client().delete_model(ModelName=name)
+    except ResourceNotFound:
+        return False
+    return True
