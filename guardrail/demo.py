@@ -487,6 +487,7 @@ class ScenarioResult(BaseModel):
     alarms_fired: list[str] = []
     alert_subject: str | None = None
     alert_outcome: str | None = None
+    alert_summary: str | None = None
     endpoint_config_before: str | None = None
     endpoint_config_after: str | None = None
     serving_before: str | None = None  # the live config's model when the scenario started (None: no endpoint)
@@ -544,8 +545,7 @@ def _alarms_fired(cw: Any, names: list[str], since: datetime) -> list[str]:
 
 
 def _expected_alarm_name(doc: dict[str, Any], which: str) -> str | None:
-    alarms = doc.get("alarms") or {}
-    return alarms.get("error_alarm" if which == "error" else "latency_alarm")
+    return (doc.get("alarms") or {}).get(f"{which}_alarm")
 
 
 def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> list[str]:
@@ -558,6 +558,9 @@ def check(result: ScenarioResult, scenario: Scenario, doc: dict[str, Any]) -> li
         problems.append(f"error {result.error} (expected {scenario.expected_error})")
     if result.alert_outcome != scenario.expected:
         problems.append(f"notification {result.alert_outcome or 'missing'} (expected {scenario.expected})")
+    elif scenario.expected_reason and scenario.expected_reason not in (result.alert_summary or ""):
+        problems.append(f"notification reason: {result.alert_summary!r} "
+                        f"(expected it to say {scenario.expected_reason!r})")
     if scenario.alarm:
         name = _expected_alarm_name(doc, scenario.alarm)
         if name not in result.alarms_fired:
@@ -627,6 +630,7 @@ def run_scenario(
         with contextlib.suppress(TimeoutError):
             alert = alerts.wait_for(lambda a: (a.payload or {}).get("execution") == execution_name, timeout=15)
             result.alert_subject, result.alert_outcome = alert.subject, alert.outcome
+            result.alert_summary = (alert.payload or {}).get("summary")
     # A promotion's endpoint update may still be finishing when the execution ends: let it settle first.
     after = settle(sm, target.endpoint_name)
     result.endpoint_config_after = after.config

@@ -11,6 +11,7 @@ Staging and triggering go through boto3 only, so they work on the local cloud an
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import tarfile
@@ -38,11 +39,12 @@ class Scenario(BaseModel):
     model: str | None  # artifacts/models/<model>/ staged beside the upload (None: nothing to stage)
     version: str
     deployment: dict[str, Any] | None = None  # deployment.json written beside the artifact
-    staging: Literal["complete", "no-evaluation", "corrupt-artifact", "truncated-model"] = "complete"
+    staging: Literal["complete", "no-evaluation", "corrupt-artifact", "truncated-model", "feature-mismatch"] = "complete"
     trigger: Literal["upload", "execution"] = "upload"  # execution: a malformed input straight to StartExecution
     expected: str  # outcome (functions.models.Outcome)
     expected_error: str | None = None  # Step Functions error name behind a FAILED
-    alarm: Literal["error", "latency"] | None = None  # the guardrail alarm that must fire
+    alarm: Literal["error", "latency", "client_error"] | None = None  # the guardrail alarm that must fire
+    expected_reason: str | None = None  # words the SNS alert's summary must contain (why it ended so)
     # version whose model serves afterwards when the whole table ran in order (None: no endpoint needed); checked
     # as such for a scenario that changes the endpoint, else the model that served before must still serve
     serves_after: str | None = None
@@ -75,6 +77,9 @@ CANARY = {"strategy": "CANARY", "canary_percent": 25}
 # The incompatible model must reach the endpoint to show AWS's alarm-driven rollback: pre-flight would reject it.
 CANARY_NO_PREFLIGHT = {**CANARY, "preflight": False}
 LINEAR = {"strategy": "LINEAR", "linear_step_percent": 50}
+# An update that nobody calls: the evidence check (functions/steps/evidence.py, policy rollback by default) rolls
+# it back after the bakes and the watch; ~85 s were measured (docs/benchmarks.md "Blast radius"), so 180 s.
+NO_TRAFFIC_TIMEOUT = 180.0
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
 # Shadow scenarios send 40 req/s: the sequential verdict needs ~100+ paired requests per arm and, for the mean
 # latency, ~10 metric periods (samconfig [local] ShadowDurationSeconds=120); a promotion waits for the end of the
@@ -108,9 +113,25 @@ SCENARIOS: tuple[Scenario, ...] = (
         expected="REJECTED", serves_after="v2", traffic_rps=20,
     ),
     Scenario(
+        # A booster trained on one column fewer than production's rows (staged as feature-mismatch: built from
+        # train.csv, beside the runner-up's evaluation.json): the container answers 400 to every request, which
+        # no 5XX alarm sees; pre-flight is off so that the relative 4XX-rate alarm must catch it on the canary.
+        key="feature-mismatch-4xx", row="incompatible model",
+        title="Model trained on one column fewer: 4XX-rate alarm, rollback",
+        model="xgb-runnerup", version="v13", staging="feature-mismatch", deployment=CANARY_NO_PREFLIGHT,
+        expected="ROLLED_BACK", alarm="client_error", serves_after="v2", needs_endpoint=True, traffic_rps=20,
+    ),
+    Scenario(
         key="slow-model", row="slow model", title="Slow model: latency alarm, rollback",
         model="slow", version="v4", deployment=LINEAR,
         expected="ROLLED_BACK", alarm="latency", serves_after="v2", needs_endpoint=True, traffic_rps=20,
+    ),
+    Scenario(
+        # A good model, but nobody calls the endpoint while it rolls out: no evidence, no promotion.
+        key="no-traffic-update", row="successful update", title="Update with no traffic: no evidence, rolled back",
+        model="xgb-runnerup", version="v14", deployment=CANARY,
+        expected="ROLLED_BACK", expected_reason="no evidence", serves_after="v2", needs_endpoint=True,
+        traffic_rps=0, timeout_seconds=NO_TRAFFIC_TIMEOUT,
     ),
     Scenario(
         key="shadow-promote", row="shadow promote", title="Shadow test of a better model: promoted",
@@ -184,7 +205,43 @@ def artifact_files(scenario: Scenario, models_dir: Path) -> dict[str, bytes]:
         files["model.tar.gz"] = files["model.tar.gz"][64:128]  # a cut piece of it: not even gzip
     if scenario.staging == "truncated-model":
         files["model.tar.gz"] = truncate_model_file(files["model.tar.gz"])
+    if scenario.staging == "feature-mismatch":
+        files["model.tar.gz"] = one_column_fewer(_train_csv(models_dir))
     return files
+
+
+def _train_csv(models_dir: Path) -> Path:
+    """The training rows training wrote beside the held-out ones (`<out>/../data/bank-marketing/`)."""
+    from guardrail.demo import holdout_path
+
+    path = holdout_path(models_dir).with_name("train.csv")
+    if not path.is_file():
+        raise ScenarioError(f"{path} missing: train first (`guardrail train --out {models_dir} --scenarios`)")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def one_column_fewer(train_csv: Path) -> bytes:
+    """A valid XGBoost model.tar.gz trained on all but the last feature column of `train_csv` (label first), as
+    bench/blast_radius.py builds it: a candidate whose schema differs from production's by one column. Seeded and
+    single-threaded, so the same rows give the same bytes; ~1 s for the bank data's 25k rows."""
+    import numpy as np
+    import xgboost as xgb
+
+    from training.package import booster_bytes, tarball
+
+    with train_csv.open() as f:
+        first = f.readline().split(",")[0]
+    try:
+        float(first)
+        header = 0
+    except ValueError:
+        header = 1
+    rows = np.loadtxt(train_csv, delimiter=",", skiprows=header, ndmin=2)
+    y, X = rows[:, 0], rows[:, 1:-1]
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 4, "eta": 0.2, "nthread": 1, "seed": 42},
+                        xgb.DMatrix(X, label=y), num_boost_round=30)
+    return tarball({"xgboost-model": booster_bytes(booster)})
 
 
 def truncate_model_file(archive: bytes) -> bytes:

@@ -75,7 +75,8 @@ def test_events_are_eventbridge_object_created():
 
 def test_preflight_opt_out_only_where_the_demo_needs_the_broken_model_deployed():
     opted_out = {s.key for s in scenarios.SCENARIOS if (s.deployment or {}).get("preflight") is False}
-    assert opted_out == {"incompatible-model"}  # its 5XX alarm and rollback are the demo's point
+    # their alarms and AWS's rollback are the demo's point: the 5XX alarm, the relative 4XX alarm
+    assert opted_out == {"incompatible-model", "feature-mismatch-4xx"}
     caught = scenarios.get("preflight-catches-bad-artifact")
     assert caught.expected == "REJECTED" and not caught.endpoint_changes and caught.traffic_rps > 0
 
@@ -97,3 +98,43 @@ def test_truncated_model_staging_is_a_safe_whole_archive_with_half_a_model(tmp_p
     with tarfile.open(fileobj=io.BytesIO(files["model.tar.gz"]), mode="r:gz") as tar:
         assert tar.extractfile("xgboost-model").read() == model[: len(model) // 2]
     assert json.loads(files["deployment.json"])["strategy"] == "CANARY"
+
+
+def test_the_feature_mismatch_candidate_is_built_on_one_column_fewer(tmp_path):
+    """feature-mismatch-4xx stages a booster trained here on the first n-1 columns of train.csv beside the
+    runner-up's evaluation.json (n features): the container answers 400 to production's n-column rows."""
+    import io
+    import tarfile
+
+    import numpy as np
+    import xgboost as xgb
+
+    models = tmp_path / "models"
+    (models / "xgb-runnerup").mkdir(parents=True)
+    (models / "xgb-runnerup" / "evaluation.json").write_text(json.dumps({"features": [f"f{i}" for i in range(6)]}))
+    (models / "xgb-runnerup" / "model.tar.gz").write_bytes(b"the runner-up's tarball")
+    data = tmp_path / "data" / "bank-marketing"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([rng.integers(0, 2, 200), rng.normal(size=(200, 6))])
+    np.savetxt(data / "train.csv", rows, delimiter=",", fmt="%g")
+    (data / "holdout.csv").write_text("")
+    scenario = scenarios.get("feature-mismatch-4xx")
+    assert scenario.deployment["preflight"] is False and scenario.alarm == "client_error"
+    files = scenarios.artifact_files(scenario, models)
+    assert list(files) == ["evaluation.json", "deployment.json", "model.tar.gz"]
+    assert json.loads(files["evaluation.json"])["features"] == [f"f{i}" for i in range(6)]
+    with tarfile.open(fileobj=io.BytesIO(files["model.tar.gz"]), mode="r:gz") as tar:
+        assert tar.getnames() == ["xgboost-model"]
+        raw = tar.extractfile("xgboost-model").read()
+    booster = xgb.Booster()
+    booster.load_model(bytearray(raw))
+    assert booster.num_features() == 5
+    assert scenarios.artifact_files(scenario, models)["model.tar.gz"] == files["model.tar.gz"]  # deterministic
+
+
+def test_the_no_traffic_update_expects_the_evidence_rollback():
+    s = scenarios.get("no-traffic-update")
+    assert s.traffic_rps == 0 and s.needs_endpoint and not s.endpoint_changes
+    assert s.expected == "ROLLED_BACK" and s.alarm is None and "no evidence" in (s.expected_reason or "")
+    assert (s.deployment or {}).get("preflight") is not False  # nothing wrong with the model itself

@@ -151,3 +151,28 @@ def test_metric_math_alarms_are_the_endpoints_too():
                         ComparisonOperator="GreaterThanOrEqualToThreshold",
                         Dimensions=[{"Name": "EndpointName", "Value": "another"}])
     assert set(demo.alarm_states(cw, EP)) == {f"guardrail-{EP}-{GREEN}-4xx-rate"}
+
+
+def test_the_checks_of_the_new_scenarios():
+    """feature-mismatch-4xx must be rolled back by the relative 4XX alarm; no-traffic-update by the evidence
+    policy, which the alert says ("no evidence")."""
+    from guardrail.demo import ScenarioResult, check
+
+    s = scenarios.get("feature-mismatch-4xx")
+    doc = {"alarms": {"error_alarm": "e-5xx", "latency_alarm": "e-lat", "client_error_alarm": "e-4xx-rate"}}
+    v2 = scenarios.model_name("v2")
+    r = ScenarioResult(key=s.key, title=s.title, expected=s.expected, actual="ROLLED_BACK",
+                       alert_outcome="ROLLED_BACK", alarms_fired=["e-5xx"], serving_before=v2, serving_after={v2: 10})
+    assert check(r, s, doc) == ["client_error alarm e-4xx-rate never went to ALARM (fired: ['e-5xx'])"]
+    r.alarms_fired = ["e-4xx-rate"]
+    assert check(r, s, doc) == []
+
+    n = scenarios.get("no-traffic-update")
+    r = ScenarioResult(key=n.key, title=n.title, expected=n.expected, actual="ROLLED_BACK",
+                       alert_outcome="ROLLED_BACK", alert_summary="Reason: a guardrail alarm fired after the deployment",
+                       serving_before=v2, serving_after={v2: 10})
+    assert check(r, n, {}) == [f"notification reason: 'Reason: a guardrail alarm fired after the deployment' "
+                               f"(expected it to say {n.expected_reason!r})"]
+    r.alert_summary = ("The update was rolled back. Reason: too few requests reached the new fleet to verify it "
+                       "(no evidence, no promotion). The new fleet served 0 request(s)")
+    assert check(r, n, {}) == []
