@@ -12,7 +12,9 @@ hand-written resource list:
   executing interpreter sees them: each state machine is created again through the Step Functions
   API, same name (so same ARN as the rule targets), substitutions resolved.
 Intrinsic functions (Ref, GetAtt, Sub...) are resolved by moto itself: every value the deployer needs
-is added to the stack as a hidden Output and read back after creation.
+is added to the stack as a hidden Output and read back after creation, then removed from the stack (moto
+runs in this process), so `describe-stacks` and `get-template` show the template's own Outputs, as after
+`sam deploy`.
 """
 
 from __future__ import annotations
@@ -287,6 +289,7 @@ def deploy(
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: {reasons}")
 
     all_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
+    _hide_outputs(stack["StackId"], region)
     summaries = [s for s in _stack_resources(cloudformation, stack_name) if s["LogicalResourceId"]]
     resources = {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries}
     created_only = {kind: {lid: v for lid, v in items.items() if lid in resources} for kind, items in after.items()}
@@ -318,6 +321,23 @@ def deploy(
         state_machines=state_machines,
         topics=[resources[lid] for lid, t in types.items() if t == "AWS::SNS::Topic"],
     )
+
+
+def _hide_outputs(stack_id: str, region: str) -> None:
+    """Drop the deployer's Outputs from the created stack, in moto's backend (no API removes an Output without
+    an UpdateStack, which would leave the stack UPDATE_COMPLETE): resources are untouched."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    account = stack_id.split(":")[4]
+    try:
+        stack = cloudformation_backends[account][region].stacks[stack_id]
+    except KeyError:
+        raise DeployError(f"stack {stack_id} is not in this process's moto: the deployer runs in the local cloud") from None
+    template = dict(stack.template_dict)
+    template["Outputs"] = {k: v for k, v in (template.get("Outputs") or {}).items() if not k.startswith(HIDDEN_OUTPUT)}
+    stack.template = json.dumps(template)
+    stack._parse_template()
+    stack.output_map = stack._create_output_map()
 
 
 def _stack_resources(cloudformation: Any, stack_name: str) -> list[dict[str, Any]]:

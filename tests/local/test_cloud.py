@@ -103,6 +103,17 @@ def test_cloud_json_describes_the_running_cloud(cloud):
     assert client("sagemaker", cloud.env).list_endpoints()["Endpoints"] == []
 
 
+def test_describe_stacks_shows_the_templates_outputs_only(cloud):
+    # The deployer's own Outputs (values moto resolves for it, local/deployer.py) are removed once read back:
+    # `aws cloudformation describe-stacks` and get-template show what `sam deploy` would (issue 14 §7).
+    cfn_client = client("cloudformation", cloud.env)
+    stack = cfn_client.describe_stacks(StackName="guardrail-fixture")["Stacks"][0]
+    assert {o["OutputKey"] for o in stack["Outputs"]} == set(cloud.outputs)
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    body = cfn_client.get_template(StackName="guardrail-fixture")["TemplateBody"]
+    assert deployer.HIDDEN_OUTPUT not in (body if isinstance(body, str) else json.dumps(body))
+
+
 def test_every_translated_resource_exists(cloud, cfn):
     env = cloud.env
     resources = load_state(cloud.workdir).resources
