@@ -515,6 +515,8 @@ class ShadowState(_Out):
     capture_uri: str | None = None  # the experiment's DataStorageConfig destination
     ground_truth_uri: str | None = None
     evaluation_uri: str | None = None  # the shadow model's evaluation.json (baseline, threshold, bias)
+    production_evaluation_uri: str | None = None  # production's, beside its deployed artifact (its own threshold)
+    plan: dict[str, Any] | None = None  # functions.stats.plan.Plan from production's traffic before the start
 
 
 class ShadowAbort(_Out):

@@ -18,7 +18,7 @@ from typing import Any
 from functions.adapters import cloudwatch
 from functions.capture import ReadBudget, bounded
 from functions.config import Settings
-from functions.errors import ArtifactNotFound
+from functions.errors import ArtifactNotFound, InvalidArtifact
 from functions.evaluation import FacetBias, ModelEvaluation
 from functions.models import GuardrailOverrides, ShadowAnalysis, ShadowState, VariantStats, Verdict
 from functions.stats import bias as live_bias
@@ -344,6 +344,12 @@ def _capture_evidence(
             evaluation = data_checks.read_evaluation(shadow.evaluation_uri)
         except ArtifactNotFound:
             evaluation = None
+    production_evaluation = None  # production's own threshold for its accuracy (statistics audit §3 #9)
+    if shadow.production_evaluation_uri:
+        try:
+            production_evaluation = data_checks.read_evaluation(shadow.production_evaluation_uri)
+        except (ArtifactNotFound, InvalidArtifact):
+            production_evaluation = None
     endpoint = shadow.endpoint_name
     # Bounded in memory and time (audit row 8): one sampling fraction for both variants (by request id, so
     # pairs survive) chosen from CloudWatch's request counts, a cap per variant, and a deadline for the read.
@@ -375,6 +381,7 @@ def _capture_evidence(
         production, candidate, policy, final=final, mirrored=True, expected_share=_share(shadow),
         production_capture=production_records, shadow_capture=iter(shadow_records), ground_truth=truth,
         evaluation=evaluation, drift_policy=DriftPolicy(psi_major=settings.drift_psi_major),
+        production_evaluation=production_evaluation,
     )
     bias: list[dict[str, Any]] = []
     if evaluation is not None and evaluation.bias:
@@ -413,7 +420,8 @@ def sequential_analysis(
     details: dict[str, Any] = {"policy": policy.model_dump(mode="json"), "final": final}
     reasons = [verdict.explanation]
     duration = int((datetime.fromisoformat(shadow.ends_at) - start).total_seconds()) if shadow.ends_at else 0
-    forecast = (
+    # The plan made at the start (shadow_test.start_shadow_test); documents from before it: made here.
+    forecast = Plan.model_validate(shadow.plan) if shadow.plan else (
         pre_test_plan(shadow.endpoint_name, shadow.production_variant, start, duration, settings, policy,
                       shadow.sampling_percent / 100, mirrored=True, tail=tail is not None)
         if shadow.production_variant and duration > 0 else None

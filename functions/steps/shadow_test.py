@@ -14,7 +14,14 @@ from functions.adapters import s3, sagemaker
 from functions.config import Settings
 from functions.errors import DeploymentFailed, EndpointNotReady, ResourceAlreadyExists, ResourceInUse
 from functions.models import DeploymentRequest, ShadowAbort, ShadowState, Upload, Verdict
-from functions.steps.shadow_analysis import analyze, policy_for, sequential_analysis
+from functions.stats.verdict import VerdictPolicy
+from functions.steps.shadow_analysis import (
+    analyze,
+    baseline_tail_threshold,
+    policy_for,
+    pre_test_plan,
+    sequential_analysis,
+)
 
 ENDED = {"Completed", "Cancelled"}
 SCHEDULE_GRACE = timedelta(minutes=10)
@@ -64,6 +71,42 @@ def _evidence_settings(upload: Upload, settings: Settings) -> dict[str, Any]:
     }
 
 
+def production_evaluation_uri(model_name: str) -> str | None:
+    """Production's evaluation.json, beside its deployed artifact (deployed/<sha256>/, create_model): its own
+    decision threshold for the paired accuracy. None when the model has no S3 artifact."""
+    model = sagemaker.describe_model(model_name) or {}
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    url = container.get("ModelDataUrl", "")
+    return url.rsplit("/", 1)[0] + "/evaluation.json" if url.startswith("s3://") and "/" in url[5:] else None
+
+
+def _before_the_test(
+    upload: Upload, settings: Settings, evidence: dict[str, Any], production: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """What is fixed before any test data: production's evaluation.json, production's p99 of the hour before (the
+    tail threshold) and the plan (expected minutes to a decision, P(inconclusive), a warning when the test cannot
+    decide) from production's traffic of the hour before. Advice: a failure to read any of it starts the test
+    without it (the verdict then reads the tail threshold itself and says nothing about the plan)."""
+    out: dict[str, Any] = {}
+    try:
+        out["production_evaluation_uri"] = production_evaluation_uri(production["ModelName"])
+    except Exception:  # advice only: without it each model is scored at the shadow's threshold
+        out["production_evaluation_uri"] = None
+    policy = VerdictPolicy.model_validate(evidence["policy"])
+    variant = production["VariantName"]
+    if policy.tail_threshold_micros is None:
+        threshold = baseline_tail_threshold(upload.endpoint_name, variant, now)
+        if threshold:
+            policy = policy.model_copy(update={"tail_threshold_micros": threshold})
+            out["policy"] = policy.model_dump(mode="json")
+    forecast = pre_test_plan(
+        upload.endpoint_name, variant, now, upload.shadow.duration_seconds, settings, policy,
+        upload.shadow.sampling_percent / 100, mirrored=True, tail=policy.tail_threshold_micros is not None,
+    )
+    out["plan"] = forecast.model_dump(mode="json") if forecast is not None else None
+    return out
+
+
 def schedule_end(start: datetime, duration_seconds: int) -> datetime:
     """The experiment's scheduled end: our window plus a grace as long as the window (SageMaker's own end is only
     a backstop), never more than AWS's 30 days after the start (audit row 12)."""
@@ -95,6 +138,8 @@ def start_shadow_test(upload: Upload, settings: Settings, now: datetime | None =
     # Everything that can fail (the deployment.json read needs s3:GetObject) before the experiment exists:
     # a failure after CreateInferenceExperiment would leave a running experiment behind (aws-audit #2).
     evidence = _evidence_settings(upload, settings)
+    if evidence["method"] == "msprt":
+        evidence |= _before_the_test(upload, settings, evidence, production, now)
     ends_at = now + timedelta(seconds=upload.shadow.duration_seconds)
     scheduled_end = schedule_end(now, upload.shadow.duration_seconds)
     instance_type = production.get("InstanceType") or settings.instance_type

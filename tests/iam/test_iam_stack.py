@@ -367,6 +367,8 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         ("sagemaker:DescribeInferenceExperiment", sagemaker("sagemaker:DescribeInferenceExperiment", [EXP])),
         ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [EP])),
         ("sagemaker:DescribeEndpointConfig", sagemaker("sagemaker:DescribeEndpointConfig", [EPC])),
+        ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),  # production's evaluation.json
+        ("cloudwatch:GetMetricData", cw_get_metric_data),  # the plan from production's traffic before the test
         ("iam:PassRole", sagemaker(*PASS_ROLE)),
         ("s3:GetObject", s3_deployment_json),
         ("s3:ListBucket", s3_deployment_json_missing),
