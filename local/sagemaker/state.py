@@ -69,6 +69,7 @@ class Endpoint:
     blue: Fleet | None = None
     green: Fleet | None = None
     green_share: float = 0.0
+    blue_live: int | None = None  # old instances still in service during a rolling update (None: all of them)
     failure_reason: str | None = None
     last_deployment_config: dict[str, Any] | None = None
     pending: dict[str, Any] | None = None  # PendingDeploymentSummary while creating/updating
@@ -107,9 +108,17 @@ class Endpoint:
                 pv["DeployedImages"] = green.summary()["DeployedImages"]
             pv["VariantStatus"] = [{"Status": status, "StatusMessage": message, "StartTime": t}]
 
+    def set_capacity(self, new: int, old: int) -> None:
+        """Rolling update: `new` instances of the green fleet and `old` of the blue one serve, each fleet taking
+        requests in proportion to its instances (one variant per fleet: AWS refuses rolling multi-variant)."""
+        with self.lock:
+            self.blue_live = old
+            self.green_share = new / (new + old) if new + old else 0.0
+
     def roll_back(self, reason: str) -> None:
         with self.lock:
             self.green_share = 0.0  # all traffic back to blue before green goes away
+            self.blue_live = None
             self.green = None
             self.pending = None
             self.failure_reason = reason
@@ -123,6 +132,7 @@ class Endpoint:
             self.config_name = green.config_name
             self.green = None
             self.green_share = 0.0
+            self.blue_live = None
             self.pending = None
             self.status = "InService"
             self.modified = now()
