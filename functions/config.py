@@ -30,6 +30,8 @@ Environment variables (upper-case of the template parameter / field name; defaul
                  and publishes Guardrail/CanaryVerdict Regression=1 on REJECT; the template's default]
   evidence of    MIN_REQUESTS [100: requests the new fleet serves during bakes + watch], EVIDENCE_POLICY
   an update      [rollback | extend | accept], EVIDENCE_MAX_EXTENSIONS [3 watch windows]
+  approval       APPROVAL_BEFORE_PROMOTE [false], APPROVAL_BEFORE_UPDATE [false], APPROVAL_TIMEOUT_SECONDS [3600],
+                 APPROVAL_ON_TIMEOUT [reject | approve] (deployment.json `approval` overrides them per upload)
   lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
   housekeeping   KEEP_VERSIONS [2: endpoint configs (and their models) kept for rollback besides the serving one]
 
@@ -130,6 +132,11 @@ class Settings(BaseModel):
     min_requests: int = Field(default=100, ge=0)
     evidence_policy: Literal["rollback", "extend", "accept"] = "rollback"
     evidence_max_extensions: int = Field(default=3, ge=0, le=20)  # extra watch windows for `extend`
+    # Approval gates (issue 15 §1): the stack's defaults; deployment.json `approval` overrides them per upload.
+    approval_before_promote: bool = False
+    approval_before_update: bool = False
+    approval_timeout_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    approval_on_timeout: Literal["reject", "approve"] = "reject"
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -60,6 +60,7 @@ class Outcome(StrEnum):
     CHANGED_EXTERNALLY = "CHANGED_EXTERNALLY"  # someone else moved the endpoint during the watch (issue 12)
     ABORTED = "ABORTED"  # ExecutionEnded: the execution was stopped / timed out (issue 12)
     TIMED_OUT = "TIMED_OUT"
+    NOT_APPROVED = "NOT_APPROVED"  # a person (or the approval timeout's default) said no (issue 15 §1)
 
 
 # defer_build: a handler builds only the schemas it validates, keeping its cold import cheap.
@@ -151,6 +152,18 @@ class GuardrailOverrides(BaseModel):
     ground_truth_uri: str | None = Field(default=None, pattern=r"^s3://.+")
 
 
+class ApprovalRequest(BaseModel):
+    """`deployment.json` `approval`: ask a person before promoting a shadow / before updating a live endpoint;
+    unset fields keep the stack's (template parameters Approval*)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
+    before_promote: bool | None = None
+    before_update: bool | None = None
+    # Step Functions TimeoutSeconds of the waiting task (a Standard execution lasts at most one year)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    on_timeout: Literal["reject", "approve"] | None = None
+
+
 class DeploymentRequest(BaseModel):
     """`deployment.json` beside the artifact (optional): overrides of the template defaults.
 
@@ -168,6 +181,7 @@ class DeploymentRequest(BaseModel):
     # an update whose new fleet served fewer than `guardrails.min_requests` (else MIN_REQUESTS) requests:
     # rollback | extend (watch longer, up to EVIDENCE_MAX_EXTENSIONS windows) | accept (DEPLOYED_UNVERIFIED)
     evidence_policy: Literal["rollback", "extend", "accept"] | None = None
+    approval: ApprovalRequest | None = None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -180,6 +194,16 @@ class ShadowSettings(BaseModel):
     enabled: bool
     sampling_percent: int = Field(ge=1, le=100)
     duration_seconds: int = Field(ge=1)
+
+
+class ApprovalSettings(BaseModel):
+    """The approval gates in force for an upload (deployment.json over the stack's parameters)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+    before_promote: bool = False
+    before_update: bool = False
+    timeout_seconds: int = Field(default=3600, ge=1)
+    on_timeout: Literal["reject", "approve"] = "reject"
 
 
 class ResourceNames(BaseModel):
@@ -218,6 +242,7 @@ class Upload(BaseModel):
     # deployment.json `guardrails.min_requests` / `evidence_policy`; None: the template's (issue 11 §3)
     min_requests: int | None = None
     evidence_policy: Literal["rollback", "extend", "accept"] | None = None
+    approval: ApprovalSettings = ApprovalSettings()
 
 
 class ParseUploadInput(S3ObjectCreatedEvent):
@@ -533,6 +558,66 @@ class AbortShadowTestInput(UploadInput):
     error: dict[str, Any] | None = None  # the Catch's {Error, Cause}
 
 
+class ApprovalDecision(_Out):
+    """`$.approval`: who decided and why. `guardrail approve` sends it as SendTaskSuccess's output; a rejection
+    (SendTaskFailure ApprovalRejected) and a timeout are written by the state machine as {decision, error, cause},
+    `cause` being the rejecting CLI's JSON (decided_by, reason, decided_at) or Step Functions' own text."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+    decision: Literal["APPROVED", "REJECTED"]
+    kind: str | None = None  # promote | update
+    decided_by: str | None = None  # STS GetCallerIdentity Arn of the operator; "timeout" for the default
+    reason: str | None = None
+    decided_at: str | None = None
+    error: str | None = None  # ApprovalRejected | States.Timeout (reject / timeout paths)
+    cause: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_catch(cls, data: Any) -> Any:
+        # A Catch writes {"Error", "Cause"} at $.approval: a rejection or a timeout, never an approval.
+        if isinstance(data, dict) and "Error" in data and "decision" not in data:
+            return {"decision": "REJECTED", "error": data.get("Error"), "cause": data.get("Cause")}
+        return data
+
+    @model_validator(mode="after")
+    def _from_cause(self) -> ApprovalDecision:
+        # The rejecting CLI's cause is JSON: lift who and why out of it (any other text stays the reason).
+        if self.cause and not self.decided_by:
+            try:
+                parsed = json.loads(self.cause)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                self.decided_by = parsed.get("decided_by")
+                self.reason = self.reason or parsed.get("reason")
+                self.decided_at = self.decided_at or parsed.get("decided_at")
+                self.kind = self.kind or parsed.get("kind")
+            elif self.reason is None:
+                self.reason = self.cause
+        if self.error == "States.Timeout" and not self.decided_by:
+            self.decided_by = "timeout"
+        return self
+
+
+class ApprovalInput(_In):
+    """The Payload of the approval task (`lambda:invoke.waitForTaskToken`): the token and the whole document."""
+
+    token: str = Field(min_length=1)
+    kind: Literal["promote", "update"]
+    snapshot: dict[str, Any]  # the execution document at the gate (not `document`: _runtime.unwrap takes that)
+
+
+class ApprovalRequested(_Out):
+    """What `request_approval` wrote and sent (the state machine ignores it: it waits for the token)."""
+
+    execution: str
+    kind: str
+    key: str  # approval#<execution> in the lock table
+    message_id: str
+    expires_at: int
+
+
 class StartShadowTestInput(UploadInput):
     model: ModelResource | CreatedResource | None = None
 
@@ -608,6 +693,7 @@ class NotifyInput(_In):
     error: ErrorInfo | None = None
     detail: dict[str, Any] | None = None  # the trigger event's detail, when parse_upload never ran
     ended: dict[str, Any] | None = None  # ExecutionEnded: the lock, shadow and endpoint after the execution ended
+    approval: Any = None  # ApprovalDecision (who approved or rejected, and why); Any: notify never fails on it
     housekeeping: dict[str, Any] | None = None  # what Housekeeping deleted (issue 14 §6)
     housekeeping_error: ErrorInfo | None = None  # Housekeeping failed: reported, the outcome stands
 

@@ -166,6 +166,9 @@ class LocalCloud:
         from local import faults
 
         faults.install()  # armed on demand through the emulator's /_guardrail/faults (tests/faults/)
+        from local import sfn_tasks
+
+        sfn_tasks.install()  # callback tasks and StopExecution as on AWS (approval gates, abort: issue 15)
         self.bridge = EventBridgeDelivery(self._env)
         self.bridge.install()
         self.evaluator = AlarmEvaluator(aws_endpoint_url=moto_url, region=self.region, interval=self.alarm_interval)

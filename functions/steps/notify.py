@@ -11,7 +11,7 @@ from typing import Any
 from functions.adapters import dynamodb, sns
 from functions.config import Settings
 from functions.errors import GuardrailError
-from functions.models import NotificationPayload, NotifyInput, NotifyOutput
+from functions.models import ApprovalDecision, NotificationPayload, NotifyInput, NotifyOutput
 
 MAX_SUBJECT = 100
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")  # SNS subjects: printable ASCII, no line breaks
@@ -31,7 +31,30 @@ HEADLINES = {
     "ABORTED": "execution stopped",
     "TIMED_OUT": "execution timed out",
     "CHANGED_EXTERNALLY": "endpoint changed by someone else",
+    "NOT_APPROVED": "not approved",
 }
+
+
+def _decision(doc: NotifyInput) -> dict[str, Any] | None:
+    """The approval gate's decision (who, why), when there was one (issue 15 §1)."""
+    if not isinstance(doc.approval, dict):
+        return None
+    try:
+        decided = ApprovalDecision.model_validate(doc.approval).model_dump(exclude_none=True)
+    except ValueError:
+        return None
+    decided.pop("cause", None)  # lifted into decided_by / reason
+    return decided
+
+
+def _decided_text(decision: dict[str, Any]) -> str:
+    who = decision.get("decided_by") or "unknown"
+    verb = "Approved" if decision["decision"] == "APPROVED" else "Rejected"
+    if who == "timeout":
+        text = f"{verb} by the approval timeout's default (nobody answered in time)"
+    else:
+        text = f"{verb} by {who}"
+    return text + (f": {decision['reason']}." if decision.get("reason") else ".")
 
 
 def _get(data: dict[str, Any] | None, *path: str) -> Any:
@@ -149,6 +172,14 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
             text += f" {doc.error.message}"
     elif outcome == "DUPLICATE":
         text = f"The upload of {model} was already handled; nothing was done."
+    elif outcome == "NOT_APPROVED":
+        kind = (_decision(doc) or {}).get("kind") or ("promote" if doc.shadow else "update")
+        details = {"kind": kind, "actions": _get(doc.shadow, "actions"), "experiment": _get(doc.shadow, "experiment_name")}
+        text = (
+            f"{model} was not promoted on {endpoint}: the shadow was removed and production keeps serving."
+            if kind == "promote"
+            else f"{model} was not deployed to {endpoint}: the update was not approved and the endpoint was not touched."
+        )
     else:
         text = f"{model} on {endpoint}: {HEADLINES.get(outcome, outcome.lower())}."
         if doc.error:
@@ -157,6 +188,10 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
             details = dict(doc.ended)
         elif outcome == "FAILED":
             text += " The endpoint was left as it was unless stated otherwise."
+    decision = _decision(doc)
+    if decision:
+        text += " " + _decided_text(decision)
+        details["approval"] = decision
     return text, {k: v for k, v in details.items() if v is not None}
 
 

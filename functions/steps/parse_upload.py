@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from functions.adapters import s3
 from functions.config import Settings
 from functions.errors import ArtifactNotFound, InvalidArtifact, InvalidTrigger
-from functions.models import DeploymentRequest, ParseUploadInput, ShadowSettings, Upload
+from functions.models import ApprovalSettings, DeploymentRequest, ParseUploadInput, ShadowSettings, Upload
 from functions.steps.names import resource_names, validate_model_id
 
 ARTIFACT = "model.tar.gz"
@@ -39,6 +39,17 @@ def read_deployment_request(bucket: str, key: str) -> DeploymentRequest:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'root'}: {e['msg']}" for e in exc.errors())
         raise InvalidTrigger(f"s3://{bucket}/{key} is invalid: {problems}") from exc
+
+
+def approval_settings(request: DeploymentRequest, settings: Settings) -> ApprovalSettings:
+    """deployment.json `approval` field by field over the stack's Approval* parameters (issue 15 §1)."""
+    asked = request.approval.model_dump(exclude_none=True) if request.approval else {}
+    return ApprovalSettings(
+        before_promote=asked.get("before_promote", settings.approval_before_promote),
+        before_update=asked.get("before_update", settings.approval_before_update),
+        timeout_seconds=asked.get("timeout_seconds", settings.approval_timeout_seconds),
+        on_timeout=asked.get("on_timeout", settings.approval_on_timeout),
+    )
 
 
 def check_artifact(bucket: str, key: str, version_id: str | None) -> None:
@@ -124,4 +135,5 @@ def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:
         preflight=request.preflight is not False,
         min_requests=request.guardrails.min_requests if request.guardrails else None,
         evidence_policy=request.evidence_policy,
+        approval=approval_settings(request, settings),
     )

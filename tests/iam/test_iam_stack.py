@@ -402,10 +402,13 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         ("sagemaker:DescribeInferenceExperiment", sagemaker("sagemaker:DescribeInferenceExperiment", [EXP])),
         ("sagemaker:StopInferenceExperiment", sagemaker("sagemaker:StopInferenceExperiment", [EXP])),
     ],
+    "ApprovalFunction": [("dynamodb:PutItem", ddb_put), ("sns:Publish", sns_publish),  # approval#<execution>
+                         ("kms:GenerateDataKey", sns_publish), ("kms:Decrypt", sns_publish)],
     CALLER: [(f"lambda:InvokeFunction:{fn}", invoke(fn)) for fn in [
         "ParseUploadFunction", "AcquireLockFunction", "ReleaseLockFunction", "QualityGateFunction", "CreateModelFunction",
         "CreateEndpointConfigFunction", "EnsureAlarmsFunction", "DeployFunction", "CheckDeploymentFunction", "RollbackFunction",
         "StartShadowTestFunction", "CheckShadowTestFunction", "ConcludeShadowTestFunction", "CheckDataFunction", "NotifyFunction",
+        "ApprovalFunction",
     ]] + [("sns:Publish", None), ("kms:GenerateDataKey", None), ("kms:Decrypt", None)],  # NotifyFallback: see below
 }
 CASES = [(fn, action, call) for fn, uses in USES.items() for action, call in uses]

@@ -52,6 +52,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "CheckData": (m.CheckDataInput, (m.DataCheckState,)),
     "Notify": (m.NotifyInput, (m.NotifyOutput,)),
     "AbortShadowTest": (m.AbortShadowTestInput, (m.ShadowAbort,)),
+    "Approval": (m.ApprovalInput, (m.ApprovalRequested,)),  # lambda:invoke.waitForTaskToken (issue 15)
 }
 
 
@@ -183,6 +184,9 @@ class Execution:
 @contextmanager
 def local_step_functions(fakes: FakeLambdas) -> Iterator[tuple[Any, str]]:
     """moto with the executing interpreter, the Lambda hook on the default session, and an SNS topic."""
+    from local import sfn_tasks
+
+    sfn_tasks.install()  # SendTaskFailure's cause, StopExecution of a waiting task, as on AWS
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         boto3.setup_default_session(region_name=REGION)  # mock_aws hides the outer default session
         boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", fakes.hook)

@@ -50,7 +50,7 @@ def test_successful_update_watches_alarms_then_deploys():
     assert_ended(result, "DEPLOYED")
     order = [
         "Start", "LoadTiming", "ParseUpload", "AcquireLock", "IsDuplicate", "QualityGate", "PreFlight",
-        "CreateModel", "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "Deploy",
+        "CreateModel", "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "UpdateApprovalRequired", "Deploy",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WatchAfterDeployment", "CheckAlarmsAfterWatch", "WatchVerdict", "CheckData", "Deployed", "Notify", "ReleaseLock",

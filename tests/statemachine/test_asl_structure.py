@@ -112,7 +112,7 @@ def test_each_step_result_is_stored_at_its_contract_key():
     }
     # Every Lambda step of the contract is used, each through its own placeholder.
     used = {re.fullmatch(r"\$\{(\w+)FunctionArn\}", s["Resource"]).group(1) for s in lambda_tasks().values()}
-    assert used == set(STEP_MODELS)
+    assert used | {"Approval"} == set(STEP_MODELS)  # Approval: through lambda:invoke.waitForTaskToken (below)
 
 
 def test_outcomes_are_set_by_pass_states_and_notified():
@@ -121,6 +121,7 @@ def test_outcomes_are_set_by_pass_states_and_notified():
         "DEPLOYED", "PROMOTED", "ROLLED_BACK", "REJECTED", "SHADOW_REJECTED", "INCONCLUSIVE", "FAILED", "DUPLICATE",
         "CHANGED_EXTERNALLY",  # issue 12 §6
         "DEPLOYED_UNVERIFIED",  # issue 11 §3: too few requests, EVIDENCE_POLICY accept
+        "NOT_APPROVED",  # issue 15 §1: an approval gate said no
     }  # fmt: skip
     for name, value in outcomes.items():
         assert STATES[name]["Type"] == "Pass"
@@ -143,3 +144,27 @@ def test_placeholders_only_inside_strings():
     for match in re.finditer(r"\$\{\w+\}", text):
         line = text[text.rfind("\n", 0, match.start()) + 1 : text.find("\n", match.end())]
         assert line.count('"') >= 2, line
+
+
+APPROVAL_TASKS = {n: s for n, s in STATES.items() if s.get("Resource", "").endswith(".waitForTaskToken")}
+
+
+def test_approval_gates_wait_for_a_task_token_with_a_timeout_and_take_every_answer():
+    """Issue 15 §1: the approval function gets $$.Task.Token; the task waits at most the upload's
+    timeout_seconds (no HeartbeatSeconds: nobody beats while a person decides); a rejection, a timeout and any
+    other failure each have their own way out."""
+    assert sorted(APPROVAL_TASKS) == ["AskPromotionApproval", "AskUpdateApproval"]
+    for name, state in APPROVAL_TASKS.items():
+        assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        assert state["Parameters"]["FunctionName"] == "${ApprovalFunctionArn}"
+        assert state["Parameters"]["Payload"]["token.$"] == "$$.Task.Token"
+        assert state["TimeoutSecondsPath"] == "$.upload.approval.timeout_seconds" and "HeartbeatSeconds" not in state
+        catches = [(c["ErrorEquals"], c["ResultPath"]) for c in state["Catch"]]
+        assert catches == [(["ApprovalRejected"], "$.approval"), (["States.Timeout"], "$.approval"),
+                           (["States.ALL"], "$.error")], name  # fmt: skip
+        assert {e for r in state["Retry"] for e in r["ErrorEquals"]} >= LAMBDA_ERRORS
+    assert STATES["AskUpdateApproval"]["Catch"][-1]["Next"] == "Failed"
+    assert STATES["AskPromotionApproval"]["Catch"][-1]["Next"] == "AbortShadowTest"  # the experiment is running
+    # Only the gates lead to Deploy's approval / ConcludeShadowTest's promotion
+    assert STATES["UpdateApprovalRequired"]["Default"] == "Deploy"
+    assert STATES["PromotionApprovalRequired"]["Default"] == "ConcludeShadowTest"
