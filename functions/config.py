@@ -7,7 +7,8 @@ Environment variables (upper-case of the template parameter / field name; defaul
                  DATA_CAPTURE_URI (s3://bucket/prefix)
   serving        SERVING_IMAGE, INSTANCE_TYPE [ml.m5.large], INSTANCE_COUNT [1],
                  PRODUCTION_VARIANT_NAME [AllTraffic: a new endpoint's; later configs keep the live name]
-  rollout        DEFAULT_STRATEGY [CANARY], CANARY_PERCENT [25], LINEAR_STEP_PERCENT [25],
+  rollout        DEFAULT_STRATEGY [CANARY | ALL_AT_ONCE | LINEAR | ROLLING], CANARY_PERCENT [25],
+                 LINEAR_STEP_PERCENT [25], ROLLING_BATCH_PERCENT [25: 5-50, RollingUpdatePolicy.MaximumBatchSize],
                  WAIT_INTERVAL_SECONDS [300], TERMINATION_WAIT_SECONDS [120],
                  MAX_EXECUTION_TIMEOUT_SECONDS [1800], POST_DEPLOYMENT_WATCH_SECONDS [300],
                  POLL_INTERVAL_SECONDS [30], MAX_POLL_ATTEMPTS [120]
@@ -77,6 +78,7 @@ class Settings(BaseModel):
     default_strategy: Strategy = Strategy.CANARY
     canary_percent: int = Field(default=25, ge=1, le=50)
     linear_step_percent: int = Field(default=25, ge=10, le=50)
+    rolling_batch_percent: int = Field(default=25, ge=5, le=50)
     wait_interval_seconds: int = Field(default=300, ge=0, le=3600)
     termination_wait_seconds: int = Field(default=120, ge=0, le=3600)
     max_execution_timeout_seconds: int = Field(default=1800, ge=600, le=28800)

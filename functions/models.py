@@ -26,6 +26,7 @@ class Strategy(StrEnum):
     ALL_AT_ONCE = "ALL_AT_ONCE"
     CANARY = "CANARY"
     LINEAR = "LINEAR"
+    ROLLING = "ROLLING"  # RollingUpdatePolicy: instances replaced in batches in place (issue 15 §3)
 
 
 class DeploymentMode(StrEnum):
@@ -167,13 +168,16 @@ class ApprovalRequest(BaseModel):
 class DeploymentRequest(BaseModel):
     """`deployment.json` beside the artifact (optional): overrides of the template defaults.
 
-    Percent ranges follow SageMaker's documented limits (canary <= 50 %, linear step 10-50 %).
+    Percent ranges follow SageMaker's documented limits (canary <= 50 %, linear step 10-50 %, rolling batch 5-50 %;
+    the rollback batch has no documented range: 1-100 %, 100 % being AWS's default, the whole old fleet at once).
     """
 
     model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)  # "25" is not a percent
     strategy: Strategy | None = Field(default=None, strict=False)  # the enum from its JSON string
     canary_percent: int | None = Field(default=None, ge=1, le=50)
     linear_step_percent: int | None = Field(default=None, ge=10, le=50)
+    rolling_batch_percent: int | None = Field(default=None, ge=5, le=50)  # ROLLING: MaximumBatchSize
+    rollback_batch_percent: int | None = Field(default=None, ge=1, le=100)  # ROLLING: RollbackMaximumBatchSize
     shadow: ShadowRequest | None = None
     guardrails: GuardrailOverrides | None = None
     # false: skip pre-flight (the demo's alarm-driven rollback of a model the container cannot load)
@@ -235,6 +239,8 @@ class Upload(BaseModel):
     strategy: Strategy
     canary_percent: int = Field(ge=1, le=50)
     linear_step_percent: int = Field(ge=10, le=50)
+    rolling_batch_percent: int = Field(default=25, ge=5, le=50)
+    rollback_batch_percent: int | None = Field(default=None, ge=1, le=100)  # None: AWS's default, 100 %
     shadow: ShadowSettings
     names: ResourceNames
     idempotency_key: str  # upload#<bucket>/<key>#<version-id or etag>
@@ -693,6 +699,7 @@ class NotifyInput(_In):
     error: ErrorInfo | None = None
     detail: dict[str, Any] | None = None  # the trigger event's detail, when parse_upload never ran
     ended: dict[str, Any] | None = None  # ExecutionEnded: the lock, shadow and endpoint after the execution ended
+    execution_arn: str | None = None  # $$.Execution.Id (`execution` keeps the name)
     approval: Any = None  # ApprovalDecision (who approved or rejected, and why); Any: notify never fails on it
     housekeeping: dict[str, Any] | None = None  # what Housekeeping deleted (issue 14 §6)
     housekeeping_error: ErrorInfo | None = None  # Housekeeping failed: reported, the outcome stands
@@ -715,6 +722,10 @@ class NotifyInput(_In):
             out["outcome"] = "FAILED"
         if "execution" in out and not isinstance(out["execution"], str | dict):
             out.pop("execution")
+        raw = out.get("execution")
+        arn = raw.get("Id") if isinstance(raw, dict) else raw  # $$.Execution.Id: alerts carry the whole ARN
+        if isinstance(arn, str) and arn.startswith("arn:") and not out.get("execution_arn"):
+            out["execution_arn"] = arn
         return out
 
 
@@ -757,6 +768,8 @@ class NotificationPayload(_Out):
     endpoint: str
     model: str  # <name>/<version> or "unknown"
     execution: str | None = None
+    execution_arn: str | None = None
+    console_url: str | None = None  # the execution in the Step Functions console (on AWS only)
     artifact: str | None = None
     summary: str
     error: str | None = None  # the Step Functions error name (FAILED)

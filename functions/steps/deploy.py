@@ -1,4 +1,4 @@
-"""deploy: CreateEndpoint when there is none, else a guarded blue/green UpdateEndpoint."""
+"""deploy: CreateEndpoint when there is none, else a guarded UpdateEndpoint (blue/green, or rolling)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from functions.stats.verdict import VerdictPolicy
 MIN_TIMEOUT, MAX_TIMEOUT = 600, 28800  # MaximumExecutionTimeoutInSeconds limits
 # Fleet provisioning before the first bake starts (~10 min observed, shared/aws-reference.md §1.8): audit row 18.
 PROVISIONING_MARGIN_SECONDS = 900
+# A rolling update launches instances again for every later batch ("SageMaker AI continues to provision, shift,
+# and clean up instances in batches", Use rolling deployments); endpoint creation took 2 min 25 s-2 min 46 s in the
+# runs of §1.8, so 5 min per batch.
+BATCH_PROVISIONING_SECONDS = 300
 # After its own timeout SageMaker still rolls back (~4 min observed, §0.5): polls last that much longer (row 7).
 ROLLBACK_MARGIN_SECONDS = 600
 # ~9 history events per poll (Wait, Task, Choice); Standard workflows stop at 25,000 events (row 19).
@@ -33,7 +37,16 @@ def upload_deployment_config(upload: Upload, settings: Settings, alarm_names: li
         termination_wait_seconds=settings.termination_wait_seconds,
         max_execution_timeout_seconds=settings.max_execution_timeout_seconds,
         alarm_names=alarm_names,
+        instance_count=settings.instance_count,  # the new config's (create_endpoint_config)
+        rolling_batch_percent=upload.rolling_batch_percent,
+        rollback_batch_percent=upload.rollback_batch_percent,
     )
+
+
+def execution_timeout(config: dict[str, Any]) -> int:
+    """MaximumExecutionTimeoutInSeconds of a DeploymentConfig, whichever its update policy."""
+    policy = config.get("BlueGreenUpdatePolicy") or config["RollingUpdatePolicy"]
+    return int(policy["MaximumExecutionTimeoutInSeconds"])
 
 
 def build_deployment_config(
@@ -45,14 +58,20 @@ def build_deployment_config(
     termination_wait_seconds: int,
     max_execution_timeout_seconds: int,
     alarm_names: list[str],
+    instance_count: int = 1,
+    rolling_batch_percent: int = 25,
+    rollback_batch_percent: int | None = None,
 ) -> dict[str, Any]:
     """DeploymentConfig for UpdateEndpoint (pure). WaitIntervalInSeconds is required even for ALL_AT_ONCE."""
     try:
         strategy = Strategy(strategy)
     except ValueError as exc:
-        raise InvalidTrigger(f"unknown strategy {strategy!r}; use ALL_AT_ONCE, CANARY or LINEAR") from exc
+        raise InvalidTrigger(f"unknown strategy {strategy!r}; use ALL_AT_ONCE, CANARY, LINEAR or ROLLING") from exc
     if not 1 <= len(alarm_names) <= 10:
         raise InvalidTrigger(f"AutoRollbackConfiguration needs 1-10 alarms, got {len(alarm_names)}")
+    if strategy is Strategy.ROLLING:
+        return _rolling_config(instance_count, rolling_batch_percent, rollback_batch_percent, wait_interval_seconds,
+                               max_execution_timeout_seconds, alarm_names)
     routing: dict[str, Any] = {"Type": strategy.value, "WaitIntervalInSeconds": wait_interval_seconds}
     bakes = 1  # number of wait intervals the deployment goes through
     if strategy is Strategy.CANARY:
@@ -78,6 +97,35 @@ def build_deployment_config(
         },
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in alarm_names]},
     }
+
+
+def _rolling_config(instances: int, batch_percent: int, rollback_percent: int | None, wait: int,
+                    floor_timeout: int, alarm_names: list[str]) -> dict[str, Any]:
+    """RollingUpdatePolicy (API_RollingUpdatePolicy): MaximumBatchSize "must be between 5% to 50% of the
+    variant's total instance count", so a fleet of one cannot roll; RollbackMaximumBatchSize left out = AWS's
+    default, the whole old fleet at once. Multi-variant endpoints cannot roll either (deployment-guardrails-
+    exclusions): Guardrail's configs have one production variant, and SageMaker refuses a shadow test's."""
+    if instances < 2:
+        raise InvalidTrigger(
+            f"ROLLING needs at least 2 instances (InstanceCount is {instances}): a batch must be 5-50 % of the "
+            "fleet; use CANARY, LINEAR or ALL_AT_ONCE, or more instances")
+    batch = max(1, math.floor(instances * batch_percent / 100))  # AWS's sample: "33% * 3 = 1 instance"
+    batches = math.ceil(instances / batch)
+    needed = batches * wait
+    if needed >= MAX_TIMEOUT:
+        raise InvalidTrigger(
+            f"ROLLING with {batches} batch(es) of {batch} instance(s) baking {wait}s each needs {needed}s, over "
+            f"SageMaker's {MAX_TIMEOUT}s maximum")
+    margin = PROVISIONING_MARGIN_SECONDS + (batches - 1) * BATCH_PROVISIONING_SECONDS
+    policy: dict[str, Any] = {
+        "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": batch_percent},
+        "WaitIntervalInSeconds": wait,
+        "MaximumExecutionTimeoutInSeconds": min(MAX_TIMEOUT, max(floor_timeout, MIN_TIMEOUT, needed + margin)),
+    }
+    if rollback_percent is not None:
+        policy["RollbackMaximumBatchSize"] = {"Type": "CAPACITY_PERCENT", "Value": rollback_percent}
+    return {"RollingUpdatePolicy": policy,
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in alarm_names]}}
 
 
 def poll_budget(timeout_seconds: int, settings: Settings) -> tuple[int, int]:
@@ -151,7 +199,7 @@ def deploy(upload: Upload, alarms: AlarmsState | None, settings: Settings) -> De
         if refusal is not None:
             raise InvalidTrigger(refusal)
     config = upload_deployment_config(upload, settings, alarms.names)
-    poll, polls = poll_budget(config["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"], settings)
+    poll, polls = poll_budget(execution_timeout(config), settings)
     started = datetime.now(UTC)
     if current != target:
         sagemaker.update_endpoint(endpoint, target, config)

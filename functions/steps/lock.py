@@ -35,11 +35,10 @@ def lock_ttl_seconds(upload: Upload, settings: Settings) -> int:
     (States.Runtime, aws-audit #15) would hold the endpoint until this bound; the lock records the holder's
     execution ARN, so a holder whose execution has ended (DescribeExecution not RUNNING) is taken over at once,
     and the ExecutionEnded rule releases it as soon as the execution ends (issue 12)."""
-    from functions.steps.deploy import upload_deployment_config
+    from functions.steps.deploy import execution_timeout, upload_deployment_config
 
     polls = settings.max_poll_attempts * settings.poll_interval_seconds
-    policy = upload_deployment_config(upload, settings, ["lock-ttl"])["BlueGreenUpdatePolicy"]
-    timeout = policy["MaximumExecutionTimeoutInSeconds"]
+    timeout = execution_timeout(upload_deployment_config(upload, settings, ["lock-ttl"]))  # blue/green or rolling
     # the watch, plus the windows EVIDENCE_POLICY extend may add (issue 11 §3)
     watch = settings.post_deployment_watch_seconds * (1 + settings.evidence_max_extensions)
     deployment = max(polls, timeout + ROLLBACK_SECONDS) + watch + ROLLBACK_SECONDS

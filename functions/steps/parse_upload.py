@@ -125,6 +125,8 @@ def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:
         strategy=request.strategy or settings.default_strategy,
         canary_percent=request.canary_percent or settings.canary_percent,
         linear_step_percent=request.linear_step_percent or settings.linear_step_percent,
+        rolling_batch_percent=request.rolling_batch_percent or settings.rolling_batch_percent,
+        rollback_batch_percent=request.rollback_batch_percent,
         shadow=ShadowSettings(
             enabled=bool(shadow and shadow.enabled),
             sampling_percent=(shadow and shadow.sampling_percent) or settings.shadow_sampling_percent,
