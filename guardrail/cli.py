@@ -632,6 +632,89 @@ def report(execution: str, out: Path | None, period: int | None, workdir: Path, 
 # ---------------------------------------------------------------- entry point
 
 
+# ---------------------------------------------------------------- people in the loop (issue 15)
+
+
+def _operator(opts: dict[str, Any]) -> tuple[Any, str | None]:
+    """The target and its lock table (stack output TableName: approval#<execution> lives there)."""
+    target = _target(opts)
+    if _on_aws(opts):
+        stacks = target.client("cloudformation").describe_stacks(StackName=opts["stack_name"])["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    else:
+        outputs = local_state(opts["workdir"]).outputs
+    return target, outputs.get("TableName")
+
+
+def _answer(execution: str, reason: str | None, approve: bool, opts: dict[str, Any]) -> int:
+    from guardrail.operator import OperatorError, decide, resolve
+
+    target, table = _operator(opts)
+    if not table:
+        raise CliError("the stack has no TableName output (the lock table holds the approval requests)")
+    sfn, ddb = target.client("stepfunctions"), target.client("dynamodb")
+    try:
+        arn = resolve(sfn, ddb, table, target.state_machine_arn, target.endpoint_name, execution)
+        sent = decide(sfn, ddb, target.client("sts"), table, arn, approve, reason)
+    except OperatorError as exc:
+        raise CliError(str(exc)) from None
+    because = f": {sent['reason']}" if sent.get("reason") else ""
+    _console().print(f"{sent['decision']} the {sent['kind']} of {escape(sent['execution'])} as "
+                     f"{escape(sent['decided_by'])}{escape(because)}", highlight=False)
+    return 0
+
+
+REASON = click.option("--reason", help="Why (in the notification, the execution's output and the report).")
+
+
+@cli.command()
+@click.argument("execution")
+@REASON
+@where_options
+def approve(execution: str, reason: str | None, workdir: Path, aws: bool, stack_name: str, profile: str | None,
+            region: str | None) -> int:
+    """Approve what EXECUTION (ARN, name, or the endpoint's name) waits for: a shadow's promotion or an update."""
+    return _answer(execution, reason, True, {"workdir": workdir, "aws": aws, "stack_name": stack_name,
+                                             "profile": profile, "region": region})
+
+
+@cli.command()
+@click.argument("execution")
+@REASON
+@where_options
+def reject(execution: str, reason: str | None, workdir: Path, aws: bool, stack_name: str, profile: str | None,
+           region: str | None) -> int:
+    """Reject it: an update is not made (NOT_APPROVED); a shadow is removed and production keeps serving."""
+    return _answer(execution, reason, False, {"workdir": workdir, "aws": aws, "stack_name": stack_name,
+                                              "profile": profile, "region": region})
+
+
+@cli.command()
+@click.argument("target_ref", metavar="ENDPOINT|EXECUTION")
+@REASON
+@where_options
+def abort(target_ref: str, reason: str | None, workdir: Path, aws: bool, stack_name: str, profile: str | None,
+          region: str | None) -> int:
+    """Stop a running guarded deployment (StopExecution). A shadow test is stopped with the shadow removed, an
+    update in progress is left to SageMaker (it finishes or rolls back by itself), the lock is released and
+    people are notified ABORTED with the reason and what the endpoint serves."""
+    from guardrail.operator import OperatorError, resolve
+    from guardrail.operator import abort as stop
+
+    opts = {"workdir": workdir, "aws": aws, "stack_name": stack_name, "profile": profile, "region": region}
+    target, table = _operator(opts)
+    sfn = target.client("stepfunctions")
+    try:
+        arn = resolve(sfn, target.client("dynamodb"), table, target.state_machine_arn, target.endpoint_name,
+                      target_ref)
+        done = stop(sfn, target.client("sts"), arn, reason)
+    except OperatorError as exc:
+        raise CliError(str(exc)) from None
+    _console().print(f"aborted {escape(done['execution'])} ({escape(done['cause'])}); the ABORTED notification "
+                     "says what the endpoint serves", highlight=False)
+    return 0
+
+
 def explain(exc: BaseException) -> str | None:
     """One line for the errors a user can fix (None: unexpected)."""
     from botocore import exceptions as bce

@@ -116,11 +116,18 @@ def execution_ended(event: ExecutionEndedInput, settings: Settings) -> Execution
             execution=name, status=status, released=released, shadow=shadow, endpoint=endpoint,
             notify_skipped=f"{outcome} was already notified by the execution ({already.get('message_id')})",
         )  # fmt: skip
-    cause = f"The execution {WHY.get(status, status.lower())}. {endpoint['summary']}."
+    stopped_by = None
+    if status == "ABORTED" and (detail.error or detail.cause):
+        # StopExecution's error and cause: who stopped it and why (`guardrail abort --reason`, issue 15 §2)
+        stopped_by = {"error": detail.error, "cause": detail.cause}
+        why = str(detail.cause or detail.error).rstrip(".")
+        cause = f"The execution was stopped before it finished: {why}. {endpoint['summary']}."
+    else:
+        cause = f"The execution {WHY.get(status, status.lower())}. {endpoint['summary']}."
     if shadow and shadow.get("stopped"):
         cause += f" Shadow experiment {shadow.get('experiment_name')} stopped (shadow removed, production kept)."
     cause += " The endpoint lock was released." if released else " The endpoint lock was not held by it."
-    if detail.error:
+    if detail.error and not stopped_by:
         cause += f" Error: {detail.error}: {detail.cause or ''}".rstrip()
     message = notify(
         NotifyInput(
@@ -129,7 +136,8 @@ def execution_ended(event: ExecutionEndedInput, settings: Settings) -> Execution
             upload=upload,
             detail=_trigger(detail.input).get("detail"),
             error={"Error": f"Execution{status.title().replace('_', '')}", "Cause": cause},
-            ended={"status": status, "endpoint": endpoint, "shadow": shadow, "lock_released": released},
+            ended={"status": status, "endpoint": endpoint, "shadow": shadow, "lock_released": released,
+                   **({"stopped_by": stopped_by} if stopped_by else {})},
         ),
         settings,
     )
