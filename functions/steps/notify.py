@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,24 @@ def _decided_text(decision: dict[str, Any]) -> str:
     else:
         text = f"{verb} by {who}"
     return text + (f": {decision['reason']}." if decision.get("reason") else ".")
+
+
+# The console's domain per partition (AWS General Reference, "AWS Management Console endpoints"; the page path
+# is the console's own, which AWS does not document: the execution's details page as the console links it).
+CONSOLE = {"aws": "https://{region}.console.aws.amazon.com", "aws-cn": "https://{region}.console.amazonaws.cn",
+           "aws-us-gov": "https://{region}.console.amazonaws-us-gov.com"}
+
+
+def console_url(execution_arn: str | None, endpoint_url: str | None = None) -> str | None:
+    """The execution in the Step Functions console; None off AWS (the SDK pointed at another endpoint, as the
+    local cloud's AWS_ENDPOINT_URL: no console shows that execution) or without an ARN."""
+    if not execution_arn or endpoint_url:
+        return None
+    parts = execution_arn.split(":")
+    if len(parts) < 8 or parts[2] != "states" or parts[5] != "execution" or parts[1] not in CONSOLE:
+        return None
+    base = CONSOLE[parts[1]].format(region=parts[3])
+    return f"{base}/states/home?region={parts[3]}#/v2/executions/details/{execution_arn}"
 
 
 def _get(data: dict[str, Any] | None, *path: str) -> Any:
@@ -207,6 +226,8 @@ def notify(doc: NotifyInput, settings: Settings, now: datetime | None = None) ->
         endpoint=endpoint,
         model=model,
         execution=doc.execution,
+        execution_arn=doc.execution_arn,
+        console_url=console_url(doc.execution_arn, os.environ.get("AWS_ENDPOINT_URL")),
         artifact=_get(doc.upload, "artifact_uri"),
         summary=summary,
         error=doc.error.error if doc.error else None,
@@ -224,7 +245,8 @@ def notify(doc: NotifyInput, settings: Settings, now: datetime | None = None) ->
             f"Endpoint:  {endpoint}",
             f"Model:     {model}",
             f"Artifact:  {payload.artifact or '-'}",
-            f"Execution: {doc.execution or '-'}",
+            f"Execution: {doc.execution_arn or doc.execution or '-'}",
+            *([f"Console:   {payload.console_url}"] if payload.console_url else []),
             "",
             "JSON payload:",
             json.dumps(payload.model_dump(mode="json"), indent=2, sort_keys=True, default=str),

@@ -158,3 +158,26 @@ def test_emits_outcome_metric_and_correlated_logs(inbox, capsys, monkeypatch) ->
     logs = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     done = [line for line in logs if line.get("message") == "step done"]
     assert done and done[-1]["correlation_id"] == "example-execution-0001" and done[-1]["step"] == "notify"
+
+
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:guardrail:example-execution-0001"
+
+
+def test_alerts_carry_the_execution_arn_and_on_aws_a_console_link(inbox, monkeypatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the SDK talks to AWS itself
+    out = _notify(load_state("notify"))  # the ASL passes $$.Execution {Name, Id}
+    [msg] = inbox()
+    payload = _payload(msg)
+    assert payload["execution"] == "example-execution-0001" and payload["execution_arn"] == EXECUTION_ARN
+    url = f"https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/{EXECUTION_ARN}"
+    assert payload["console_url"] == out.payload.console_url == url
+    assert f"Execution: {EXECUTION_ARN}\n" in msg["Message"] and f"Console:   {url}\n" in msg["Message"]
+
+
+def test_no_console_link_off_aws_or_without_an_arn() -> None:
+    from functions.steps.notify import console_url
+
+    assert console_url(EXECUTION_ARN, "http://127.0.0.1:5055") is None  # the local cloud: no console shows it
+    assert console_url(None) is None and console_url("example-execution-0001") is None
+    cn = EXECUTION_ARN.replace("arn:aws:", "arn:aws-cn:").replace("us-east-1", "cn-north-1")
+    assert console_url(cn).startswith("https://cn-north-1.console.amazonaws.cn/states/home?region=cn-north-1#/")
