@@ -445,6 +445,8 @@ def sequential_analysis(
             evidence, bias = found
             details["evidence"] = _evidence_details(evidence, bias)
             reasons = evidence.explanation.split(" | ") + [b["explanation"] for b in bias]
+            if forecast is not None and not forecast.decidable:  # the start's warning stays in the notification
+                reasons.append(forecast.explanation)
             # Capture evidence may withhold an early PROMOTE (paired tests wait for the end, junk traffic): go on.
             if evidence.verdict.decision in (sequential.Decision.INCONCLUSIVE, sequential.Decision.CONTINUE) and not final:
                 details["verdict"] = verdict.model_dump(mode="json")

@@ -244,3 +244,32 @@ def test_the_plan_made_at_the_start_is_the_one_the_verdict_reports(monkeypatch) 
     out = shadow_analysis.sequential_analysis(shadow, start, start + timedelta(seconds=60), settings_from(ENV),
                                               final=False)  # fmt: skip
     assert out.details["plan"] == made.model_dump(mode="json") and made.explanation in out.reasons
+
+
+def test_the_plan_warning_survives_the_capture_evidence(monkeypatch) -> None:
+    """At the end the capture's evidence rewrites the reasons: the start's warning must stay in them."""
+    from datetime import UTC, datetime, timedelta
+
+    from functions.models import ShadowState
+    from functions.stats.evidence import assess
+    from functions.stats.periods import Period
+    from functions.stats.plan import plan
+    from functions.stats.verdict import VariantSample
+    from functions.steps import shadow_analysis
+
+    start = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    made = plan(production_rps=1.0, candidate_rps=1.0, duration_seconds=120, period_seconds=60)
+    monkeypatch.setattr(shadow_analysis, "baseline_tail_threshold", lambda *a, **k: None)
+    sample = VariantSample.from_periods("p", [Period(60.0 * i, 10, 0, 2e5, 10) for i in range(2)])
+    monkeypatch.setattr(shadow_analysis, "variant_sample", lambda *a, **k: sample)
+    monkeypatch.setattr(shadow_analysis, "_capture_evidence",
+                        lambda *a, **k: (assess(sample, sample, final=True), []))  # fmt: skip
+    shadow = ShadowState(
+        status="RUNNING", experiment_name="x", endpoint_name=ENDPOINT, production_variant="AllTraffic",
+        shadow_variant="s", shadow_model="m", sampling_percent=100, method="msprt", policy={"min_requests": 10, "min_latency_samples": 10},
+        starts_at=start.isoformat(), ends_at=(start + timedelta(seconds=120)).isoformat(),
+        plan=made.model_dump(mode="json"), capture_uri="s3://b/capture",
+    )  # fmt: skip
+    out = shadow_analysis.sequential_analysis(shadow, start, start + timedelta(seconds=120), settings_from(ENV),
+                                              final=True)  # fmt: skip
+    assert "evidence" in out.details and made.explanation in out.reasons
