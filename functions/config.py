@@ -33,7 +33,8 @@ Environment variables (upper-case of the template parameter / field name; defaul
   an update      [rollback | extend | accept], EVIDENCE_MAX_EXTENSIONS [3 watch windows]
   approval       APPROVAL_BEFORE_PROMOTE [false], APPROVAL_BEFORE_UPDATE [false], APPROVAL_TIMEOUT_SECONDS [3600],
                  APPROVAL_ON_TIMEOUT [reject | approve] (deployment.json `approval` overrides them per upload)
-  lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800]
+  lock           LOCK_TTL_SECONDS [3600], IDEMPOTENCY_TTL_SECONDS [604800], SUPERSEDE [false: a newer upload
+                 supersedes older ones still waiting their turn; deployment.json `supersede` overrides it]
   housekeeping   KEEP_VERSIONS [2: endpoint configs (and their models) kept for rollback besides the serving one]
 
 Each handler calls `load_settings(required=(...))` at import, naming the resources it needs, so a function
@@ -142,6 +143,7 @@ class Settings(BaseModel):
 
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    supersede: bool = False  # issue 12 §4: the template's Supersede
     keep_versions: int = Field(default=2, ge=1)  # >= 1: the previous config is the rollback target
 
     @field_validator("model_prefix")

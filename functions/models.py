@@ -61,6 +61,7 @@ class Outcome(StrEnum):
     CHANGED_EXTERNALLY = "CHANGED_EXTERNALLY"  # someone else moved the endpoint during the watch (issue 12)
     ABORTED = "ABORTED"  # ExecutionEnded: the execution was stopped / timed out (issue 12)
     TIMED_OUT = "TIMED_OUT"
+    SUPERSEDED = "SUPERSEDED"  # a newer upload for the endpoint took this waiting one's turn (issue 12 §4)
     NOT_APPROVED = "NOT_APPROVED"  # a person (or the approval timeout's default) said no (issue 15 §1)
 
 
@@ -185,6 +186,8 @@ class DeploymentRequest(BaseModel):
     # an update whose new fleet served fewer than `guardrails.min_requests` (else MIN_REQUESTS) requests:
     # rollback | extend (watch longer, up to EVIDENCE_MAX_EXTENSIONS windows) | accept (DEPLOYED_UNVERIFIED)
     evidence_policy: Literal["rollback", "extend", "accept"] | None = None
+    # true: this upload supersedes older uploads for the endpoint still waiting their turn (issue 12 §4)
+    supersede: bool | None = None
     approval: ApprovalRequest | None = None
 
 
@@ -248,6 +251,11 @@ class Upload(BaseModel):
     # deployment.json `guardrails.min_requests` / `evidence_policy`; None: the template's (issue 11 §3)
     min_requests: int | None = None
     evidence_policy: Literal["rollback", "extend", "accept"] | None = None
+    # The upload's place in its endpoint's queue (issue 12 §4): the S3 event's time, sequencer and id
+    event_time: str | None = None
+    sequencer: str | None = None
+    event_id: str | None = None
+    supersede: bool = False  # deployment.json `supersede`, else the template's Supersede
     approval: ApprovalSettings = ApprovalSettings()
 
 
@@ -274,6 +282,14 @@ class LockState(_Out):
     expires_at: int  # epoch seconds (DynamoDB TTL)
     taken_over_from: str | None = None  # the ended execution whose lock this one took (issue 12)
     takeover_reason: str | None = None
+    # issue 12 §4: not at the head of the endpoint's upload queue yet (poll again after wait_seconds), or
+    # superseded by a newer upload (superseded_by: its execution, key, event time)
+    queued: bool = False
+    superseded: bool = False
+    position: int | None = None  # uploads ahead in the queue
+    wait_seconds: int | None = None
+    superseded_by: dict[str, Any] | None = None
+    reason: str | None = None
 
 
 class AcquireLockInput(UploadInput):
@@ -302,6 +318,7 @@ class ReleaseLockInput(_In):
 class ReleaseLockOutput(_Out):
     released: bool
     lock_key: str | None = None
+    dequeued: bool = False  # the execution's ticket left the endpoint's upload queue
     reason: str = ""
 
 
@@ -755,6 +772,7 @@ class ExecutionEndedOutput(_Out):
     execution: str
     status: str
     released: bool  # this execution's lock was still held and is released now
+    dequeued: bool = False  # its ticket left the endpoint's upload queue (issue 12 §4)
     shadow: dict[str, Any] | None = None  # what AbortShadowTest-like stopping did (None: no shadow test known)
     endpoint: dict[str, Any]  # status, serving config, pending config, what happens next
     notified: str | None = None  # the message id; None when the execution had already notified this outcome

@@ -8,7 +8,8 @@ Execution Status Change" events calls this step, which, for that execution:
    update or rolls it back itself when a rollback alarm fires (AutoRollbackConfiguration): stopping it half-way
    is not an AWS operation, and either end is a known config. The message says which one is live and which is
    pending;
-3. releases the endpoint lock if this execution still holds it (conditional on the owner: safe to repeat);
+3. releases the endpoint lock if this execution still holds it (conditional on the owner: safe to repeat) and
+   takes its ticket out of the endpoint's upload queue (issue 12 §4: no ticket outlives its execution);
 4. notifies ABORTED / TIMED_OUT / FAILED with the above, unless the execution had already sent that outcome
    (a FAILED execution normally notifies before its Fail state; notify dedups per execution and outcome).
 Every part is idempotent: EventBridge may deliver the event more than once.
@@ -23,7 +24,7 @@ from functions.adapters import dynamodb, sagemaker
 from functions.config import Settings
 from functions.errors import GuardrailError
 from functions.models import ExecutionEndedInput, ExecutionEndedOutput, NotifyInput
-from functions.steps.lock import lock_key, release
+from functions.steps.lock import dequeue, lock_key, release
 from functions.steps.names import resource_names
 from functions.steps.notify import notify, sent_key
 from functions.steps.parse_upload import split_key
@@ -109,11 +110,12 @@ def execution_ended(event: ExecutionEndedInput, settings: Settings) -> Execution
 
     table = settings.table_name or ""
     released = release(table, lock_key(settings.endpoint_name), name)
+    dequeued = dequeue(table, settings.endpoint_name, name, settings)
 
     already = dynamodb.get(table, sent_key(name, outcome)) if outcome == "FAILED" else None
     if already:
         return ExecutionEndedOutput(
-            execution=name, status=status, released=released, shadow=shadow, endpoint=endpoint,
+            execution=name, status=status, released=released, dequeued=dequeued, shadow=shadow, endpoint=endpoint,
             notify_skipped=f"{outcome} was already notified by the execution ({already.get('message_id')})",
         )  # fmt: skip
     stopped_by = None
@@ -142,7 +144,7 @@ def execution_ended(event: ExecutionEndedInput, settings: Settings) -> Execution
         settings,
     )
     return ExecutionEndedOutput(
-        execution=name, status=status, released=released, shadow=shadow, endpoint=endpoint,
+        execution=name, status=status, released=released, dequeued=dequeued, shadow=shadow, endpoint=endpoint,
         notified=message.message_id if not message.duplicate else None,
         notify_skipped="already notified (a redelivered event)" if message.duplicate else None,
     )  # fmt: skip

@@ -1,8 +1,10 @@
-"""acquire_lock / release_lock: one deployment per endpoint at a time, one execution per object version.
+"""acquire_lock / release_lock: one deployment per endpoint at a time, in upload order, one execution per object
+version.
 
-Items (table key `pk`): `lock#<endpoint>` {execution_name, expires_at} and `upload#<bucket>/<key>#<version>`
-{execution_name, expires_at}. The lock is taken first, so an execution that gives up on a busy endpoint leaves no idempotency
-record behind and a later retry of the same upload still runs.
+Items (table key `pk`): `lock#<endpoint>` {execution_name, execution_arn, expires_at}, `queue#<endpoint>` (the
+upload queue, functions.steps.upload_queue: an execution takes the lock only at the head of it) and
+`upload#<bucket>/<key>#<version>` {execution_name, expires_at}. The lock is taken first, so an execution that
+gives up on a busy endpoint leaves no idempotency record behind and a later retry of the same upload still runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functions.adapters import dynamodb, stepfunctions
 from functions.config import Settings
 from functions.errors import EndpointLocked, GuardrailError
 from functions.models import LockState, ReleaseLockInput, ReleaseLockOutput, Upload
+from functions.steps import upload_queue
 
 # Lambda retries (EndpointNotReady backs off up to ~6 min), the data check (<= 300 s), notify, release: slack
 # on top of the waits the state machine is configured for.
@@ -63,7 +66,10 @@ def lock_key(endpoint: str) -> str:
 def _ended_holder(holder: dict[str, Any]) -> str | None:
     """Why the lock's holder can no longer release it (its execution ended: ABORTED, TIMED_OUT, FAILED... or is
     gone), or None while it runs or cannot be asked (a lock without an ARN keeps its TTL, as before issue 12)."""
-    arn = str(holder.get("execution_arn") or "")
+    return _ended(str(holder.get("execution_arn") or ""), str(holder.get("execution_name", "?")))
+
+
+def _ended(arn: str, name: str) -> str | None:
     if not arn:
         return None
     try:
@@ -72,7 +78,27 @@ def _ended_holder(holder: dict[str, Any]) -> str | None:
         return None
     if status == "RUNNING":
         return None
-    return f"execution {holder.get('execution_name', '?')} is {status or 'gone'}"
+    return f"execution {name} is {status or 'gone'}"
+
+
+def queue_expiry(now_s: int, settings: Settings) -> int:
+    """The queue item outlives its tickets by the idempotency TTL: it remembers the last upload that started."""
+    return now_s + settings.idempotency_ttl_seconds
+
+
+def _ticket(upload: Upload, owner: str, execution_arn: str | None, now_s: int, expires: int) -> upload_queue.Ticket:
+    return upload_queue.Ticket(
+        execution=owner,
+        key=upload.key,
+        idempotency_key=upload.idempotency_key,
+        event_time=upload.event_time,
+        sequencer=upload.sequencer,
+        event_id=upload.event_id,
+        enqueued_at=now_s,
+        expires_at=expires,
+        supersede=upload.supersede,
+        execution_arn=execution_arn,
+    )
 
 
 def acquire_lock(
@@ -86,6 +112,27 @@ def acquire_lock(
     now_s = int(now if now is not None else time.time())
     key = lock_key(upload.endpoint_name)
     expires = now_s + lock_ttl_seconds(upload, settings)
+    state = {"owner": owner, "lock_key": key, "idempotency_key": upload.idempotency_key, "expires_at": expires}
+    # Wait for our turn in the endpoint's upload queue (issue 12 §4); a waiting ticket's TTL is its lock's,
+    # refreshed at every poll.
+    turn = upload_queue.take_turn(
+        table,
+        upload.endpoint_name,
+        _ticket(upload, owner, execution_arn, now_s, expires),
+        now_s,
+        lambda t: _ended(t.execution_arn or "", t.execution) is None,
+        queue_expiry(now_s, settings),
+    )
+    if turn.state == "QUEUED":
+        return LockState(
+            acquired=False, queued=True, position=turn.position, reason=turn.why,
+            wait_seconds=settings.poll_interval_seconds, **state,
+        )  # fmt: skip
+    if turn.state == "SUPERSEDED":
+        if dynamodb.get(table, upload.idempotency_key):  # this very object version was handled: a redelivery
+            return LockState(acquired=False, duplicate=True, **state)
+        by = turn.by.summary() if turn.by else None
+        return LockState(acquired=False, superseded=True, superseded_by=by, reason=turn.why, **state)
     item: dict[str, str | int | float] = {
         "pk": key,
         "execution_name": owner,
@@ -104,6 +151,8 @@ def acquire_lock(
             table, item, "execution_name = :holder", {":holder": str(holder["execution_name"])}
         ):
             taken_over_from = str(holder["execution_name"])
+            # an ended holder leaves the queue with its lock: no ticket outlives its execution
+            upload_queue.remove(table, upload.endpoint_name, taken_over_from, queue_expiry(now_s, settings))
         else:
             raise EndpointLocked(
                 f"endpoint {upload.endpoint_name} is locked by execution {holder.get('execution_name', '?')} "
@@ -122,21 +171,11 @@ def acquire_lock(
     if not first:
         # Someone already handled this exact object version: give the endpoint back and end quietly.
         release(table, key, owner)
-        return LockState(
-            acquired=False,
-            duplicate=True,
-            owner=owner,
-            lock_key=key,
-            idempotency_key=upload.idempotency_key,
-            expires_at=expires,
-        )
+        upload_queue.remove(table, upload.endpoint_name, owner, queue_expiry(now_s, settings))
+        return LockState(acquired=False, duplicate=True, **state)
     return LockState(
         acquired=True,
-        duplicate=False,
-        owner=owner,
-        lock_key=key,
-        idempotency_key=upload.idempotency_key,
-        expires_at=expires,
+        **state,
         taken_over_from=taken_over_from,
         takeover_reason=takeover_reason if taken_over_from else None,
     )
@@ -146,20 +185,27 @@ def release(table: str, key: str, owner: str) -> bool:
     return dynamodb.delete_if(table, key, _OURS, {":owner": owner})
 
 
+def dequeue(table: str, endpoint: str, owner: str, settings: Settings) -> bool:
+    """Take the execution's ticket out of the endpoint's upload queue (every path; safe to repeat)."""
+    return upload_queue.remove(table, endpoint, owner, queue_expiry(int(time.time()), settings))
+
+
 def release_lock(doc: ReleaseLockInput, owner: str | None, settings: Settings) -> ReleaseLockOutput:
-    """Release our own lock; a lock we do not hold (never taken, duplicate, another owner) is left alone."""
+    """Release our own lock (a lock we do not hold - never taken, duplicate, another owner - is left alone), then
+    leave the upload queue: the next upload's turn comes only once the lock is free."""
+    table = settings.table_name or ""
+    endpoint = doc.upload.endpoint_name if doc.upload is not None else None
     if doc.lock is not None:
         key, owner = doc.lock.lock_key, doc.lock.owner
-        if not doc.lock.acquired:
-            return ReleaseLockOutput(
-                released=False, lock_key=key, reason="this execution did not hold the lock"
-            )
-    elif doc.upload is not None and owner:
-        key = lock_key(doc.upload.endpoint_name)
+        endpoint = endpoint or key.removeprefix("lock#")
+    elif endpoint and owner:
+        key = lock_key(endpoint)
     else:
         return ReleaseLockOutput(released=False, reason="no lock in the execution document")
-    if release(settings.table_name or "", key, owner):
-        return ReleaseLockOutput(released=True, lock_key=key)
-    return ReleaseLockOutput(
-        released=False, lock_key=key, reason="not held by this execution (already released?)"
-    )
+    held = doc.lock is None or doc.lock.acquired
+    released = held and release(table, key, owner)
+    dequeued = dequeue(table, endpoint, owner, settings)
+    if released:
+        return ReleaseLockOutput(released=True, lock_key=key, dequeued=dequeued)
+    reason = "not held by this execution (already released?)" if held else "this execution did not hold the lock"
+    return ReleaseLockOutput(released=False, lock_key=key, dequeued=dequeued, reason=reason)

@@ -26,6 +26,7 @@ HEADLINES = {
     "SHADOW_REJECTED": "rejected by the shadow test",
     "FAILED": "deployment failed",
     "DUPLICATE": "duplicate upload ignored",
+    "SUPERSEDED": "superseded by a newer upload",
     "INCONCLUSIVE": "shadow test inconclusive",
     "DRIFT": "data drift detected",
     "DATA_QUALITY": "data quality problem",
@@ -191,6 +192,9 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
             text += f" {doc.error.message}"
     elif outcome == "DUPLICATE":
         text = f"The upload of {model} was already handled; nothing was done."
+    elif outcome == "SUPERSEDED":  # issue 12 §4: the cause names the newer upload (AcquireLock's reason)
+        text = f"{model} was not deployed to {endpoint}, which was not touched for it"
+        text += f": {doc.error.message}." if doc.error else "."
     elif outcome == "NOT_APPROVED":
         kind = (_decision(doc) or {}).get("kind") or ("promote" if doc.shadow else "update")
         details = {"kind": kind, "actions": _get(doc.shadow, "actions"), "experiment": _get(doc.shadow, "experiment_name")}

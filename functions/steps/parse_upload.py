@@ -137,5 +137,9 @@ def parse_upload(event: ParseUploadInput, settings: Settings) -> Upload:
         preflight=request.preflight is not False,
         min_requests=request.guardrails.min_requests if request.guardrails else None,
         evidence_policy=request.evidence_policy,
+        event_time=event.time,
+        sequencer=obj.sequencer,
+        event_id=event.id,
+        supersede=settings.supersede if request.supersede is None else request.supersede,
         approval=approval_settings(request, settings),
     )

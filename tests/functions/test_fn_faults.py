@@ -110,8 +110,8 @@ def test_a_lock_held_by_an_ended_execution_is_taken_over_at_once(machine):
     settings = load_settings()
     acquire_lock(_upload("v1"), "exec-a", settings, now=1000, execution_arn=dead)
     live = _start(sfn, sm, "exec-b")
-    with pytest.raises(errors.EndpointLocked, match="exec-a"):  # the holder still runs: wait
-        acquire_lock(_upload("v2"), "exec-b", settings, now=1001, execution_arn=live)
+    waiting = acquire_lock(_upload("v2"), "exec-b", settings, now=1001, execution_arn=live)
+    assert waiting.queued and "exec-a" in (waiting.reason or "")  # the holder still runs: wait (its turn next)
     sfn.stop_execution(executionArn=dead, cause="operator")  # ABORTED: nothing after it runs
     lock = acquire_lock(_upload("v2"), "exec-b", settings, now=1002, execution_arn=live)
     assert lock.acquired and lock.taken_over_from == "exec-a"
@@ -121,7 +121,8 @@ def test_a_lock_held_by_an_ended_execution_is_taken_over_at_once(machine):
 def test_a_lock_of_an_unknown_execution_is_kept_until_its_ttl(machine):
     # No ARN recorded (a lock written before this change): nothing to ask, the TTL decides as before.
     settings = load_settings()
-    acquire_lock(_upload("v1"), "exec-old", settings, now=1000)
+    old = {"pk": "lock#guardrail-endpoint", "execution_name": "exec-old", "expires_at": 1000 + settings.lock_ttl_seconds}
+    boto3.client("dynamodb").put_item(TableName=TABLE, Item={k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in old.items()})
     with pytest.raises(errors.EndpointLocked):
         acquire_lock(_upload("v2"), "exec-b", settings, now=1001, execution_arn=None)
 

@@ -52,8 +52,8 @@ def test_acquire_then_duplicate_then_release(table) -> None:
 def test_locked_by_another_execution(table) -> None:
     settings = load_settings()
     acquire_lock(_upload("v1"), "exec-a", settings, now=1000)
-    with pytest.raises(errors.EndpointLocked, match="locked by execution exec-a"):
-        acquire_lock(_upload("v2"), "exec-b", settings, now=1001)
+    waiting = acquire_lock(_upload("v2"), "exec-b", settings, now=1001)  # its turn comes after exec-a (issue 12 §4)
+    assert waiting.queued and not waiting.acquired and "exec-a" in (waiting.reason or "")
     # The loser wrote no idempotency record: once the lock is free its upload still runs.
     assert "Item" not in table.get_item(TableName=TABLE, Key={"pk": {"S": _upload("v2").idempotency_key}})
     # Another execution cannot release a lock it does not hold.

@@ -311,7 +311,8 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
     "ParseUploadFunction": [("s3:GetObject", s3_get), ("s3:GetObjectVersion", s3_get_version), ("s3:ListBucket", s3_missing)],
     "AcquireLockFunction": [("dynamodb:PutItem", ddb_put), ("dynamodb:GetItem", ddb_get), ("dynamodb:DeleteItem", ddb_delete),
                             ("states:DescribeExecution", sfn_describe_execution)],
-    "ReleaseLockFunction": [("dynamodb:DeleteItem", ddb_delete)],
+    "ReleaseLockFunction": [("dynamodb:DeleteItem", ddb_delete),  # its lock; Get/Put: its queue ticket (issue 12 §4)
+                            ("dynamodb:GetItem", ddb_get), ("dynamodb:PutItem", ddb_put)],
     "PreFlightFunction": [
         ("s3:GetObject", s3_get),
         ("s3:GetObjectVersion", s3_get_version),  # streams the version that triggered the execution

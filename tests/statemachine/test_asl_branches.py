@@ -49,7 +49,7 @@ def test_successful_update_watches_alarms_then_deploys():
     result = execute(s.base_script())
     assert_ended(result, "DEPLOYED")
     order = [
-        "Start", "LoadTiming", "ParseUpload", "AcquireLock", "IsDuplicate", "QualityGate", "PreFlight",
+        "Start", "LoadTiming", "ParseUpload", "AcquireLock", "QueueTurn", "IsDuplicate", "QualityGate", "PreFlight",
         "CreateModel", "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "UpdateApprovalRequired", "Deploy",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",

@@ -120,6 +120,7 @@ def test_outcomes_are_set_by_pass_states_and_notified():
     assert set(outcomes.values()) == {
         "DEPLOYED", "PROMOTED", "ROLLED_BACK", "REJECTED", "SHADOW_REJECTED", "INCONCLUSIVE", "FAILED", "DUPLICATE",
         "CHANGED_EXTERNALLY",  # issue 12 §6
+        "SUPERSEDED",  # issue 12 §4: a newer upload took this waiting one's turn
         "DEPLOYED_UNVERIFIED",  # issue 11 §3: too few requests, EVIDENCE_POLICY accept
         "NOT_APPROVED",  # issue 15 §1: an approval gate said no
     }  # fmt: skip
