@@ -1,4 +1,4 @@
-"""AWS's deployment-guardrails sample (canary and linear notebooks), call for call, against the emulator.
+"""AWS's deployment-guardrails samples (canary, linear and rolling notebooks), call for call, against the emulator.
 
 Three models (the second one incompatible), three endpoint configs, an endpoint, the two rollback alarms,
 an update that rolls back, then a successful update with RetainDeploymentConfig. Times are shortened.
@@ -16,6 +16,10 @@ DEPLOYMENTS = {
     "canary": {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 3},
     "linear": {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33},
                "WaitIntervalInSeconds": 2},
+    # Update-SageMaker-Inference-endpoint-using-rolling-deployment.ipynb: "33% of whole fleet capacity (33% * 3 = 1
+    # instance)", no RollbackMaximumBatchSize (the whole old fleet comes back at once)
+    "rolling": {"MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 33}, "WaitIntervalInSeconds": 2,
+                "MaximumExecutionTimeoutInSeconds": 1800},
 }
 
 
@@ -48,7 +52,7 @@ def sum_invocations(cw, endpoint, variant, config):
     return metric_stats(cw, "Invocations", endpoint, variant, config)["Sum"]
 
 
-@pytest.mark.parametrize("kind", ["canary", "linear"])
+@pytest.mark.parametrize("kind", ["canary", "linear", "rolling"])
 def test_guardrails_sample_rollback_then_success(sm, smr, cloudwatch, names, kind):
     ts = names("x")[-7:]
     model_name, model_name2, model_name3 = (f"DEMO-xgb-churn-pred{s}-{kind}-{ts}" for s in ("", "2", "3"))
@@ -83,6 +87,9 @@ def test_guardrails_sample_rollback_then_success(sm, smr, cloudwatch, names, kin
                                   "TerminationWaitInSeconds": 1, "MaximumExecutionTimeoutInSeconds": 1800},
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": error_alarm}, {"AlarmName": latency_alarm}]},
     }
+    if kind == "rolling":
+        del deployment_config["BlueGreenUpdatePolicy"]
+        deployment_config["RollingUpdatePolicy"] = DEPLOYMENTS[kind]
     sm.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=configs[1],
                        DeploymentConfig=deployment_config)
     desc = sm.describe_endpoint(EndpointName=endpoint_name)
