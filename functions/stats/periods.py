@@ -125,6 +125,30 @@ def srm(observed: float, trials: float, expected_share: float, alpha: float = 0.
     return log_e >= math.log(1 / alpha), log_e
 
 
+def srm_at_least(
+    counts: Iterable[tuple[float, float]], minimum_share: float, alpha: float = 0.001
+) -> tuple[bool, float]:
+    """Sequential test that, in every period, `observed` of `trials` is consistent with a share >= minimum_share
+    (a LINEAR rollout: one share per step, all at least the first step's).
+
+    Per period a Beta(1, 1) mixture over the share, divided by the likelihood maximized over the null shares
+    [minimum_share, 1] (universal inference): under any null share its expectation is at most 1, so the product
+    over periods is a test supermartingale (anytime-valid). (mismatch, log e-value).
+    """
+    if not 0 < minimum_share < 1:
+        raise ValueError("minimum_share must lie in (0, 1)")
+    log_e = 0.0
+    for observed, trials in counts:
+        n = round(trials)
+        if n <= 0:
+            continue
+        k = min(max(round(observed), 0), n)
+        p0 = max(k / n, minimum_share)
+        null = (k * math.log(p0) if k else 0.0) + ((n - k) * math.log1p(-p0) if n - k else 0.0)
+        log_e += _lbeta(1 + k, 1 + n - k) - _lbeta(1, 1) - null
+    return log_e >= math.log(1 / alpha), log_e
+
+
 # ---- ratio of two arms' event rates, stratified by period ------------------------------------------------
 
 

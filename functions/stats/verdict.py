@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from functions.stats.periods import INF, Period, align, excess_rate_levels, mean_ratio_cs, srm
+from functions.stats.periods import INF, Period, align, excess_rate_levels, mean_ratio_cs, srm, srm_at_least
 from functions.stats.sequential import confidence_sequence, log_mixture_lr, mean_difference
 
 
@@ -506,6 +506,26 @@ def sample_ratio(
     )
 
 
+def minimum_share_ratio(prod: VariantSample, shadow: VariantSample, minimum_share: float, *, alpha: float) -> str | None:
+    """A LINEAR rollout's sample-ratio mismatch, explained, or None: within its steps (`_step_periods`) the new
+    fleet must get at least its first step's capacity share of each period's requests (later steps and the edges
+    between them lie above it, so no period needs to know its step)."""
+    if prod.periods is None or shadow.periods is None or not 0 < minimum_share < 1:
+        return None
+    step = _step_periods(prod.periods, shadow.periods)
+    mismatch, log_e = srm_at_least([(b.requests, a.requests + b.requests) for a, b in step], minimum_share, alpha)
+    if not mismatch:
+        return None
+    observed = sum(b.requests for _, b in step)
+    trials = sum(a.requests + b.requests for a, b in step)
+    return (
+        f"sample-ratio mismatch: {shadow.name} got {_pct(observed / trials if trials else 0.0)} of all requests in "
+        f"{len(step)} period(s) of the steps, where each period should give it at least {_pct(minimum_share)} "
+        f"(its first step's capacity share; e-value {_e(log_e):.3g} >= {1 / alpha:.0f}): the arms do not see the "
+        f"traffic the test assumes"
+    )
+
+
 def decide(
     prod: VariantSample,
     shadow: VariantSample,
@@ -516,6 +536,7 @@ def decide(
     malformed_fraction: float | None = None,
     mirrored: bool = False,
     expected_share: float | None = None,
+    minimum_share: float | None = None,
 ) -> Verdict:
     """The verdict at one poll, from cumulative counts (or per-period data) since the test started.
 
@@ -526,7 +547,8 @@ def decide(
     `functions.stats.data_quality.malformed_fraction`; above `policy.max_malformed_fraction` a PROMOTE is
     withheld (CONTINUE, or INCONCLUSIVE when final). `mirrored=True` (shadow traffic): a shadow that failed
     requests production answered is REJECTED. `expected_share`: the sampling (mirrored) or capacity share
-    (canary) the configuration promises; a sample-ratio mismatch withholds PROMOTE.
+    (canary) the configuration promises; a sample-ratio mismatch withholds PROMOTE. `minimum_share` (LINEAR, one
+    share per step): the new fleet's share of each period's requests must be at least this (its first step's).
     """
     policy = policy or VerdictPolicy()
     head = f"{shadow.name} vs {prod.name} after {shadow.requests}/{prod.requests} requests"
@@ -565,6 +587,10 @@ def decide(
         )
     if expected_share is not None:
         mismatch = sample_ratio(prod, shadow, expected_share, mirrored=mirrored, alpha=policy.srm_alpha)
+        if mismatch is not None:
+            blocked = mismatch if blocked is None else blocked + "; " + mismatch
+    if minimum_share is not None and not mirrored:
+        mismatch = minimum_share_ratio(prod, shadow, minimum_share, alpha=policy.srm_alpha)
         if mismatch is not None:
             blocked = mismatch if blocked is None else blocked + "; " + mismatch
     rejected = [m for m in metrics if m.decision is Decision.REJECT]

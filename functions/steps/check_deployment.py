@@ -73,14 +73,17 @@ def _alarm_names(alarms: AlarmsState | None, deployment: DeploymentState) -> lis
     return [a["AlarmName"] for a in rollback.get("Alarms", [])]
 
 
-def capacity_share(deployment_config: dict[str, Any] | None, instances: int) -> float | None:
+def capacity_share(
+    deployment_config: dict[str, Any] | None, instances: int, *, first_step: bool = False
+) -> float | None:
     """The new fleet's share of requests during a CANARY step: k of its n instances take k/n (AWS routes "a
     portion of the incoming traffic" to the canary; the rounding of CAPACITY_PERCENT to whole instances, at
-    least one, is the emulator's and our guess: AWS does not say). None for LINEAR (one share per step, the
-    sample-ratio check needs one) and ALL_AT_ONCE."""
+    least one, is the emulator's and our guess: AWS does not say). LINEAR has one share per step: None, or with
+    `first_step` the first step's (every later step's is larger). None for ALL_AT_ONCE."""
     routing = ((deployment_config or {}).get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
-    size = routing.get("CanarySize")
-    if routing.get("Type") != "CANARY" or not size or instances < 1:
+    kind = "LINEAR" if first_step else "CANARY"
+    size = routing.get("LinearStepSize" if first_step else "CanarySize")
+    if routing.get("Type") != kind or not size or instances < 1:
         return None
     k = int(size["Value"]) if size["Type"] == "INSTANCE_COUNT" else max(1, instances * int(size["Value"]) // 100)
     return min(k, instances) / instances
@@ -104,6 +107,7 @@ def judge_canary(deployment: DeploymentState, settings: Settings, now: datetime)
         settings,
         # the sample-ratio check: the new fleet's share of requests in the step must be its capacity share
         capacity_share=capacity_share(deployment.deployment_config, settings.instance_count),
+        minimum_share=capacity_share(deployment.deployment_config, settings.instance_count, first_step=True),
     )
 
 

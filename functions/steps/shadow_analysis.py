@@ -498,11 +498,13 @@ def canary_analysis(
     final: bool = False,
     policy: sequential.VerdictPolicy | None = None,
     capacity_share: float | None = None,
+    minimum_share: float | None = None,
 ) -> ShadowAnalysis:
     """The same sequential verdict for a canary phase: production = the old fleet, shadow = the new fleet,
     each read under its `EndpointConfigName` dimension. `previous` / `target` are (config, variant).
     `capacity_share`: the new fleet's share of the canary step's requests (its capacity share); a sample-ratio
-    mismatch within the step withholds PROMOTE (the verdict then says why in `blocked_by`).
+    mismatch within the step withholds PROMOTE (the verdict then says why in `blocked_by`). `minimum_share`
+    (LINEAR): the first step's capacity share, below which no period of the steps may fall.
     (check_deployment calls it at each poll when CANARY_VERDICT=msprt; a REJECT publishes the verdict metric
     that the third auto-rollback alarm watches, so SageMaker itself rolls back.)"""
     policy = policy or policy_for(settings)
@@ -516,11 +518,12 @@ def canary_analysis(
                          tail_threshold=tail)
     new = variant_sample(endpoint, target[1], start, end, period, config=target[0], name=target[0],
                          tail_threshold=tail)
-    verdict = sequential.decide(old, new, policy, final=final, expected_share=capacity_share)
+    verdict = sequential.decide(old, new, policy, final=final, expected_share=capacity_share,
+                                minimum_share=minimum_share)
     decided = _VERDICTS.get(verdict.decision)
     analysis = _analysis(
         decided or Verdict.INCONCLUSIVE, decided is not None or final, [verdict.explanation], old, new,
         {"policy": policy.model_dump(mode="json"), "final": final, "verdict": verdict.model_dump(mode="json"),
-         "capacity_share": capacity_share},
+         "capacity_share": capacity_share, "minimum_share": minimum_share},
     )
     return analysis.model_copy(update={"method": "msprt-canary"})

@@ -80,6 +80,8 @@ def test_capacity_share_of_the_canary_step() -> None:
     assert capacity_share(config("CANARY", 25), 2) == 0.5 * 1  # floor(0.5) -> 1 instance of 2
     assert capacity_share(config("CANARY", 30), 10) == 0.3
     assert capacity_share(config("LINEAR", 25), 4) is None
+    assert capacity_share(config("LINEAR", 25), 4, first_step=True) == 0.25  # LINEAR: the first step's share
+    assert capacity_share(config("LINEAR", 30), 10, first_step=True) == 0.3
     assert capacity_share(config("ALL_AT_ONCE", 25), 4) is None
     assert capacity_share(None, 4) is None
     by_count = config("CANARY", 25)
@@ -111,7 +113,13 @@ def test_judge_canary_hands_the_capacity_share_to_the_verdict(monkeypatch) -> No
         started_at=datetime(2026, 11, 23, 12, tzinfo=UTC), deployment_config=config,
     )  # fmt: skip
     cd.judge_canary(deployment, settings_from({**ENV, "INSTANCE_COUNT": "4"}), datetime(2026, 11, 23, 13, tzinfo=UTC))
-    assert seen["capacity_share"] == 0.25
+    assert seen["capacity_share"] == 0.25 and seen["minimum_share"] is None
+    linear = build_deployment_config("LINEAR", canary_percent=25, linear_step_percent=25, wait_interval_seconds=300,
+                                     termination_wait_seconds=60, max_execution_timeout_seconds=3600,
+                                     alarm_names=["a"])  # fmt: skip
+    cd.judge_canary(deployment.model_copy(update={"deployment_config": linear}),
+                    settings_from({**ENV, "INSTANCE_COUNT": "4"}), datetime(2026, 11, 23, 13, tzinfo=UTC))  # fmt: skip
+    assert seen["capacity_share"] is None and seen["minimum_share"] == 0.25
 
 
 # --- 3 + 4. at the shadow test's start: production's evaluation (its own threshold) and the plan -------------

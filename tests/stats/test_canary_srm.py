@@ -48,3 +48,34 @@ def test_step_edges_alone_would_fake_a_mismatch():
 
     old, new = _fleets(0.25)
     assert srm(new.requests, old.requests + new.requests, 0.25)[0] is True
+
+
+def _linear(factor: float, *, rate: int = 600, seed: int = 5) -> tuple[VariantSample, VariantSample]:
+    """LINEAR 25 % steps of 4 minutes, each with its edge minutes; the new fleet gets `factor` x its share."""
+    rng = np.random.default_rng(seed)
+    shares = [0.0, 0.0]
+    for step in (0.25, 0.5, 0.75):
+        shares += [step - 0.125] + [step] * 4
+    shares += [0.875] + [1.0] * 3
+    old, new = [], []
+    for i, share in enumerate(shares):
+        n_new = int(rng.binomial(rate, min(share * factor, 1.0)))
+        for arm, n in ((old, rate - n_new), (new, n_new)):
+            if n > 0:
+                arm.append(Period(60.0 * i, n, float(rng.binomial(n, 0.005)), 20_000.0 * n, n))
+    return VariantSample.from_periods("old-cfg", old), VariantSample.from_periods("new-cfg", new)
+
+
+def test_linear_steps_never_below_their_first_share_pass():
+    """LINEAR has one share per step: the check is that the new fleet never gets less than its first step's
+    capacity share (edges between steps and the final shift lie above it)."""
+    for seed in range(100):
+        old, new = _linear(1.0, seed=seed)
+        assert decide(old, new, minimum_share=0.25).blocked_by is None, seed
+
+
+def test_linear_new_fleet_underserved_is_a_mismatch():
+    old, new = _linear(0.5)  # routing gives the new fleet half of its capacity share at every step
+    v = decide(old, new, minimum_share=0.25)
+    assert v.decision is not Decision.PROMOTE and "sample-ratio mismatch" in (v.blocked_by or "")
+    assert "at least 25" in (v.blocked_by or "")
