@@ -79,3 +79,22 @@ def test_linear_new_fleet_underserved_is_a_mismatch():
     v = decide(old, new, minimum_share=0.25)
     assert v.decision is not Decision.PROMOTE and "sample-ratio mismatch" in (v.blocked_by or "")
     assert "at least 25" in (v.blocked_by or "")
+
+
+def test_minimum_share_test_is_valid_at_the_boundary_and_catches_a_halved_share():
+    """bench/srm_sim.py in small: at exactly the first step's share no run is flagged at alpha 0.05 over 30
+    looks (a test supermartingale: at most 5 %); half the share is caught at 600 requests per period."""
+    from functions.stats.periods import srm_at_least
+
+    rng = np.random.default_rng(11)
+    flagged = 0
+    for _ in range(200):
+        rows = []
+        for _ in range(30):
+            n = int(rng.poisson(60))
+            rows.append((float(rng.binomial(n, 0.25)), float(n)))
+            if srm_at_least(rows, 0.25, 0.05)[0]:
+                flagged += 1
+                break
+    assert flagged <= 4  # <= 2 % (nominal bound 5 %)
+    assert srm_at_least([(float(rng.binomial(600, 0.125)), 600.0) for _ in range(3)], 0.25, 0.001)[0]
