@@ -517,6 +517,23 @@ def fleet_counts(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def decided(doc: dict[str, Any], described: dict[str, Any]) -> str | None:
+    """Who decided and why (issue 15): an approval gate's answer, or the abort's StopExecution cause."""
+    if described.get("status") == "ABORTED" and described.get("cause"):
+        return str(described["cause"])
+    approval = doc.get("approval")
+    if not isinstance(approval, dict):
+        return None
+    from functions.models import ApprovalDecision
+
+    try:
+        decision = ApprovalDecision.model_validate(approval)
+    except ValueError:
+        return None
+    text = f"{decision.decision.lower()} by {decision.decided_by or 'unknown'}"
+    return text + (f": {decision.reason}" if decision.reason else "")
+
+
 def execution_rows(sfn: Any, machine: str, last: int) -> list[dict[str, Any]]:
     """The last executions, newest first: start, ARN, status, outcome, error name, requests per fleet."""
     from guardrail.demo import final_document
@@ -528,7 +545,8 @@ def execution_rows(sfn: Any, machine: str, last: int) -> list[dict[str, Any]]:
         error = (doc.get("error") or {}).get("Error") or described.get("error")
         outcome = doc.get("outcome") or ("FAILED" if ex["status"] == "FAILED" else None)
         rows.append({"started": ex["startDate"], "arn": ex["executionArn"], "status": ex["status"],
-                     "outcome": outcome, "error": error, "served": fleet_counts(doc)})
+                     "outcome": outcome, "error": error, "served": fleet_counts(doc),
+                     "decided": decided(doc, described)})
     return rows
 
 
@@ -585,6 +603,7 @@ def status(workdir: Path, aws: bool, stack_name: str, profile: str | None, regio
         if row["error"]:
             outcome += f" ({row['error']})"
         served = f"  served: {escape(row['served'])}" if row.get("served") else ""
+        served += f"  {escape(row['decided'])}" if row.get("decided") else ""
         console.print(f"  {row['started'].astimezone(UTC):%Y-%m-%d %H:%M:%S}  {row['status']:<9}  "
                       f"{escape(outcome):<28}  {escape(row['arn'])}{served}", highlight=False)
     return 0

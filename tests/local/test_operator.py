@@ -139,3 +139,15 @@ def test_resolve_by_name_arn_or_endpoint(aws):
     aws["ddb"].put_item(TableName=TABLE, Item={"pk": {"S": f"lock#{ENDPOINT}"}, "execution_name": {"S": "exec-l"}})
     assert resolve(aws["sfn"], aws["ddb"], TABLE, machine, ENDPOINT, ENDPOINT) == arn  # the lock's holder
     abort(aws["sfn"], aws["sts"], arn, None)
+
+
+def test_status_says_who_decided():
+    from guardrail.cli import decided
+
+    approved = {"approval": {"decision": "APPROVED", "decided_by": "arn:aws:sts::1:assumed-role/op/alice", "reason": "ok"}}
+    assert decided(approved, {"status": "SUCCEEDED"}) == "approved by arn:aws:sts::1:assumed-role/op/alice: ok"
+    rejected = {"approval": {"Error": "ApprovalRejected", "Cause": json.dumps({"decided_by": "arn:bob", "reason": "no"})}}
+    assert decided(rejected, {"status": "SUCCEEDED"}) == "rejected by arn:bob: no"
+    assert decided({"approval": {"Error": "States.Timeout", "Cause": ""}}, {}) == "rejected by timeout"
+    assert decided({}, {"status": "ABORTED", "cause": "aborted by arn:carol: wrong data"}) == "aborted by arn:carol: wrong data"
+    assert decided({}, {"status": "SUCCEEDED"}) is None and decided({"approval": "x"}, {}) is None
