@@ -114,3 +114,12 @@ def test_upload_carries_the_batch_sizes_to_deploy_and_the_lock(monkeypatch) -> N
     assert lock_ttl_seconds(upload, settings) >= execution_timeout(config)
     assert Upload.model_validate(base).rolling_batch_percent == settings.rolling_batch_percent == 25
     reset_settings()
+
+
+def test_the_stack_parameter_offers_every_strategy() -> None:
+    from pathlib import Path
+
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text())
+    assert template["Parameters"]["DefaultStrategy"]["AllowedValues"] == [s.value for s in Strategy]
