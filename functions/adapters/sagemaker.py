@@ -191,27 +191,23 @@ def stop_inference_experiment(name: str, actions: dict[str, str], reason: str) -
 # --- housekeeping: what exists, and deleting what is retired ---
 
 
-def _listed(operation: str, key: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    with aws_errors(operation):
-        for page in client().get_paginator(operation).paginate():
-            items.extend(page.get(key, []))
-    return items
-
-
 def list_models() -> list[dict[str, Any]]:
     """Every model of the account and region: [{ModelName, ModelArn, CreationTime}]."""
-    return _listed("list_models", "Models")
+    with aws_errors("list_models"):
+        return [m for page in client().get_paginator("list_models").paginate() for m in page.get("Models", [])]
 
 
 def list_endpoint_configs() -> list[dict[str, Any]]:
     """Every endpoint config: [{EndpointConfigName, EndpointConfigArn, CreationTime}]."""
-    return _listed("list_endpoint_configs", "EndpointConfigs")
+    with aws_errors("list_endpoint_configs"):
+        pages = client().get_paginator("list_endpoint_configs").paginate()
+        return [c for page in pages for c in page.get("EndpointConfigs", [])]
 
 
 def list_endpoints() -> list[dict[str, Any]]:
     """Every endpoint: [{EndpointName, EndpointStatus, ...}] (no config name: DescribeEndpoint has it)."""
-    return _listed("list_endpoints", "Endpoints")
+    with aws_errors("list_endpoints"):
+        return [e for page in client().get_paginator("list_endpoints").paginate() for e in page.get("Endpoints", [])]
 
 
 def delete_endpoint_config(name: str) -> bool:

@@ -151,12 +151,24 @@ def housekeeping(doc: HousekeepingInput, settings: Settings) -> HousekeepingOutp
             deleted_alarms = retired_alarms
         except GuardrailError as exc:
             errors.append(f"DeleteAlarms: {exc.name}: {exc.message}")
-    deleted_configs = _delete(retired_configs, sagemaker.delete_endpoint_config, "DeleteEndpointConfig", errors)
+    deleted_configs: list[str] = []
+    for name in retired_configs:
+        try:
+            sagemaker.delete_endpoint_config(name)
+            deleted_configs.append(name)
+        except GuardrailError as exc:
+            errors.append(f"DeleteEndpointConfig {name}: {exc.name}: {exc.message}")
     # A model stays while a config that failed to go still names it.
     still_named = set().union(*(uses[c] for c in retired_configs if c not in deleted_configs))
-    deleted_models = _delete(
-        [m for m in retired_models if m not in still_named], sagemaker.delete_model, "DeleteModel", errors
-    )
+    deleted_models: list[str] = []
+    for name in retired_models:
+        if name in still_named:
+            continue
+        try:
+            sagemaker.delete_model(name)
+            deleted_models.append(name)
+        except GuardrailError as exc:
+            errors.append(f"DeleteModel {name}: {exc.name}: {exc.message}")
     return out.model_copy(
         update={
             "serving_config": serving,
@@ -168,13 +180,3 @@ def housekeeping(doc: HousekeepingInput, settings: Settings) -> HousekeepingOutp
         }
     )
 
-
-def _delete(names: list[str], delete: Any, operation: str, errors: list[str]) -> list[str]:
-    done = []
-    for name in names:
-        try:
-            delete(name)
-            done.append(name)
-        except GuardrailError as exc:
-            errors.append(f"{operation} {name}: {exc.name}: {exc.message}")
-    return done

@@ -215,7 +215,36 @@ def summary_for(doc: NotifyInput, model: str, endpoint: str) -> tuple[str, dict[
     if decision:
         text += " " + _decided_text(decision)
         details["approval"] = decision
+    if outcome in ("DEPLOYED", "DEPLOYED_UNVERIFIED", "PROMOTED"):
+        cleanup, cleanup_details = _housekeeping(doc)
+        text += f" {cleanup}" if cleanup else ""
+        details.update(cleanup_details)
     return text, {k: v for k, v in details.items() if v is not None}
+
+
+def _housekeeping(doc: NotifyInput) -> tuple[str | None, dict[str, Any]]:
+    """What Housekeeping deleted, skipped or failed to do (issue 14 §6); it never changes the outcome."""
+    if doc.housekeeping_error:
+        error = doc.housekeeping_error
+        return (
+            f"Housekeeping failed ({error.error}: {error.message}); the deployment stands, old alarms and "
+            "configs were left in place.",
+            {"housekeeping_error": {"error": error.error, "cause": error.message}},
+        )
+    done = doc.housekeeping or {}
+    if not done:
+        return None, {}
+    if done.get("skipped"):
+        return f"Housekeeping deleted nothing: {done['skipped']}.", {"housekeeping": done}
+    counts = [(len(done.get(k) or []), what) for k, what in (
+        ("deleted_alarms", "alarm(s) of retired configs"), ("deleted_configs", "endpoint config(s)"),
+        ("deleted_models", "model(s)"))]
+    text = "Housekeeping deleted " + ", ".join(f"{n} {what}" for n, what in counts) + (
+        f", keeping {done.get('keep_versions')} version(s) for rollback."
+    )
+    if done.get("errors"):
+        text += f" {len(done['errors'])} deletion(s) failed: {'; '.join(map(str, done['errors'][:3]))}."
+    return text, {"housekeeping": done}
 
 
 def notify(doc: NotifyInput, settings: Settings, now: datetime | None = None) -> NotifyOutput:

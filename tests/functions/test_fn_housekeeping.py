@@ -261,3 +261,22 @@ def test_after_a_promote_the_promoted_models_config_and_alarms_stay(cloud, monke
     }
     assert cloud.configs() == {f"{ENDPOINT}-ie-abc123", "bank-marketing-v3-cfg", "bank-marketing-v2-cfg"}
     assert guardrail(cloud.models()) == {"bank-marketing-v3", "bank-marketing-v2"}
+
+
+def test_notify_tells_what_housekeeping_deleted_or_why_it_failed():
+    from functions.models import NotifyInput
+    from functions.steps.notify import summary_for
+
+    base = {"outcome": "DEPLOYED", "upload": {"strategy": "CANARY"}, "deployment": {"mode": "UPDATE"}}
+    done = {"keep_versions": 2, "deleted_alarms": ["a", "b"], "deleted_configs": ["c"], "deleted_models": ["m"],
+            "errors": ["DeleteModel x: AccessDenied: no"]}
+    text, details = summary_for(NotifyInput.model_validate({**base, "housekeeping": done}), "m/v2", ENDPOINT)
+    assert "Housekeeping deleted 2 alarm(s) of retired configs, 1 endpoint config(s), 1 model(s)" in text
+    assert "1 deletion(s) failed: DeleteModel x" in text and details["housekeeping"] == done
+    failed = {**base, "outcome": "PROMOTED", "housekeeping_error": {"Error": "Lambda.Unknown", "Cause": "boom"}}
+    text, details = summary_for(NotifyInput.model_validate(failed), "m/v2", ENDPOINT)
+    assert "Housekeeping failed (Lambda.Unknown" in text and "the deployment stands" in text
+    assert details["housekeeping_error"]["error"] == "Lambda.Unknown"
+    text, _ = summary_for(NotifyInput.model_validate({**base, "outcome": "ROLLED_BACK", "housekeeping": done}),
+                          "m/v2", ENDPOINT)
+    assert "Housekeeping" not in text

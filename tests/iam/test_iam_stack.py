@@ -222,6 +222,18 @@ def cw_describe_alarms(s: Stack) -> None:
     cloudwatch.describe_alarms([f"guardrail-{s.endpoint}-5xx-rate"])
 
 
+def cw_describe_alarms_by_prefix(s: Stack) -> None:
+    from functions.adapters import cloudwatch
+
+    cloudwatch.alarms_with_prefix(f"guardrail-{s.endpoint}-")
+
+
+def cw_delete_alarms(s: Stack) -> None:
+    from functions.adapters import cloudwatch
+
+    cloudwatch.delete_alarms([f"guardrail-{s.endpoint}-iam-test-gone"])
+
+
 def cw_get_metric_data(s: Stack) -> None:
     from datetime import datetime, timedelta
 
@@ -305,6 +317,7 @@ EP = ("endpoint", "{endpoint}")
 EPC = ("endpoint-config", "{endpoint}-cfg-1")
 MODEL = ("model", "{endpoint}-model-1")
 EXP = ("inference-experiment", "{endpoint}-shadow-1")
+GUARDRAIL_EPC = ("endpoint-config", "bank-marketing-v1-cfg")  # functions/steps/names.py: <model>-<version>-cfg
 PASS_ROLE = ("iam:PassRole", [("role", "")], {"iam:PassedToService": "sagemaker.amazonaws.com"})
 
 USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
@@ -394,6 +407,19 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         ("sagemaker:DescribeEndpointConfig", sagemaker("sagemaker:DescribeEndpointConfig", [EPC])),
         ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),
     ],
+    "HousekeepingFunction": [  # issue 14 §6
+        ("dynamodb:GetItem", ddb_get),
+        ("sagemaker:ListModels", sagemaker("sagemaker:ListModels", [])),
+        ("sagemaker:ListEndpointConfigs", sagemaker("sagemaker:ListEndpointConfigs", [])),
+        ("sagemaker:ListEndpoints", sagemaker("sagemaker:ListEndpoints", [])),
+        ("sagemaker:DescribeEndpoint", sagemaker("sagemaker:DescribeEndpoint", [("endpoint", "someone-elses")])),
+        ("sagemaker:DescribeEndpointConfig", sagemaker("sagemaker:DescribeEndpointConfig", [EPC])),
+        ("sagemaker:DescribeModel", sagemaker("sagemaker:DescribeModel", [MODEL])),
+        ("sagemaker:DeleteEndpointConfig", sagemaker("sagemaker:DeleteEndpointConfig", [GUARDRAIL_EPC])),
+        ("sagemaker:DeleteModel", sagemaker("sagemaker:DeleteModel", [MODEL])),
+        ("cloudwatch:DescribeAlarms", cw_describe_alarms_by_prefix),
+        ("cloudwatch:DeleteAlarms", cw_delete_alarms),
+    ],
     "NotifyFunction": [("sns:Publish", sns_publish), ("kms:GenerateDataKey", sns_publish), ("kms:Decrypt", sns_publish),
                        ("dynamodb:GetItem", ddb_get), ("dynamodb:PutItem", ddb_put)],  # notify#<execution>#<outcome>
     "ExecutionEndedFunction": [
@@ -409,6 +435,7 @@ USES: dict[str, list[tuple[str, Callable[..., None]]]] = {
         "ParseUploadFunction", "AcquireLockFunction", "ReleaseLockFunction", "QualityGateFunction", "CreateModelFunction",
         "CreateEndpointConfigFunction", "EnsureAlarmsFunction", "DeployFunction", "CheckDeploymentFunction", "RollbackFunction",
         "StartShadowTestFunction", "CheckShadowTestFunction", "ConcludeShadowTestFunction", "CheckDataFunction", "NotifyFunction",
+        "HousekeepingFunction",
         "ApprovalFunction",
     ]] + [("sns:Publish", None), ("kms:GenerateDataKey", None), ("kms:Decrypt", None)],  # NotifyFallback: see below
 }
@@ -490,6 +517,18 @@ def test_each_used_action_is_allowed_as_deployed_and_denied_without_its_grant(st
         message = denied(stack, logical_id, call)
     assert message and f"perform: {iam_action}" in message, message
     assert denied(stack, logical_id, call) is None  # restored
+
+
+def test_housekeeping_deletes_only_this_stacks_names(stack):
+    """DeleteAlarms only on guardrail-<endpoint>-*, DeleteEndpointConfig only on Guardrail's *-cfg names."""
+    def other_alarm(s: Stack) -> None:
+        from functions.adapters import cloudwatch
+
+        cloudwatch.delete_alarms(["someone-elses-alarm"])
+
+    assert denied(stack, "HousekeepingFunction", other_alarm)
+    other_config = sagemaker("sagemaker:DeleteEndpointConfig", [("endpoint-config", "{endpoint}-cfg-1")])
+    assert denied(stack, "HousekeepingFunction", other_config)
 
 
 def test_state_machine_role_publishes_to_the_encrypted_topic(stack):

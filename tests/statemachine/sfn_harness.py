@@ -50,6 +50,7 @@ STEP_MODELS: dict[str, tuple[type[BaseModel], tuple[type[BaseModel], ...]]] = {
     "CheckShadowTest": (m.CheckShadowTestInput, (m.ShadowState,)),
     "ConcludeShadowTest": (m.ConcludeShadowTestInput, (m.ShadowState,)),
     "CheckData": (m.CheckDataInput, (m.DataCheckState,)),
+    "Housekeeping": (m.HousekeepingInput, (m.HousekeepingOutput,)),
     "Notify": (m.NotifyInput, (m.NotifyOutput,)),
     "AbortShadowTest": (m.AbortShadowTestInput, (m.ShadowAbort,)),
     "Approval": (m.ApprovalInput, (m.ApprovalRequested,)),  # lambda:invoke.waitForTaskToken (issue 15)

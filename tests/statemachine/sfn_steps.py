@@ -197,6 +197,7 @@ def base_script(shadow_enabled: bool = False) -> dict[str, Step | list[Step]]:
         ],
         "Rollback": watch(alarm=True, rolled_back=True),
         "CheckData": data_check(),
+        "Housekeeping": {"keep_versions": 2, "serving_config": "bank-marketing-v2", "deleted_alarms": ["old-alarm"]},
         "Notify": notify,
     }
 

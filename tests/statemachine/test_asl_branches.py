@@ -53,7 +53,8 @@ def test_successful_update_watches_alarms_then_deploys():
         "CreateModel", "CreateEndpointConfig", "EnsureAlarms", "ShadowRequested", "UpdateApprovalRequired", "Deploy",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
         "WaitForDeployment", "CheckDeployment", "DeploymentStatus",
-        "WatchAfterDeployment", "CheckAlarmsAfterWatch", "WatchVerdict", "CheckData", "Deployed", "Notify", "ReleaseLock",
+        "WatchAfterDeployment", "CheckAlarmsAfterWatch", "WatchVerdict", "CheckData", "Deployed", "Housekeeping", "Notify",
+        "ReleaseLock",
         "Finish", "Done",
     ]  # fmt: skip
     assert result.states == order
@@ -281,6 +282,33 @@ def test_failing_data_check_never_fails_a_good_deployment():
     assert_ended(result, "DEPLOYED")
     assert result.output["data_check_error"]["Error"] == "AwsServiceError"
     assert "data_check" not in result.output
+
+
+def test_housekeeping_runs_after_a_deployment_that_stands_and_notify_sees_it():
+    result = execute(s.base_script())
+    assert_ended(result, "DEPLOYED")
+    assert result.states[result.states.index("Deployed") + 1] == "Housekeeping"
+    call = result.fakes.calls_to("Housekeeping")[0]
+    assert call["outcome"] == "DEPLOYED" and call["lock"]["owner"] and call["deployment"]["target_config"]
+    assert result.fakes.calls_to("Notify")[0]["housekeeping"]["deleted_alarms"] == ["old-alarm"]
+
+
+@pytest.mark.parametrize("error", ["AwsServiceError", "Lambda.Unknown"])
+def test_failing_housekeeping_never_fails_a_good_deployment(error):
+    script = s.base_script()
+    script["Housekeeping"] = s.error(error, "DeleteAlarms refused")
+    result = execute(script)
+    assert_ended(result, "DEPLOYED")
+    assert result.output["housekeeping_error"]["Error"] == error
+    assert result.fakes.calls_to("Notify")[0]["housekeeping_error"]["Error"] == error
+
+
+def test_no_housekeeping_after_a_rollback():
+    script = s.base_script()
+    script["CheckDeployment"] = [s.deployment("SUCCEEDED", attempts=1), s.watch(alarm=True)]
+    result = execute(script)
+    assert_ended(result, "ROLLED_BACK")
+    assert "Housekeeping" not in result.states
 
 
 def test_shadow_test_first_wait_is_the_step_poll_seconds():

@@ -82,9 +82,11 @@ def test_lambda_tasks_retry_service_errors_and_catch_everything():
             assert catches[-1]["Next"] == "AbortShadowTest" and catches[-1]["ResultPath"] == "$.error", name
         elif name == "AbortShadowTest":  # keeps the original $.error
             assert catches[-1]["Next"] == "Failed" and catches[-1]["ResultPath"] == "$.shadow_abort_error"
+        elif name == "Housekeeping":  # a failed clean-up is reported; the deployment's outcome stands (issue 14 §6)
+            assert catches[-1]["Next"] == "Notify" and catches[-1]["ResultPath"] == "$.housekeeping_error"
         elif name not in ("Notify", "ReleaseLock"):
             assert catches[-1]["Next"] == "Failed" and catches[-1]["ResultPath"] == "$.error", name
-        if name not in ("Notify", "ReleaseLock"):
+        if name not in ("Notify", "ReleaseLock", "Housekeeping"):  # housekeeping skips an unsettled endpoint
             assert {"Throttled", "EndpointNotReady"} <= retried, name
 
 
@@ -107,6 +109,7 @@ def test_each_step_result_is_stored_at_its_contract_key():
         "Rollback": "$.watch",
         "AbortShadowTest": "$.shadow_abort",
         "CheckData": "$.data_check",
+        "Housekeeping": "$.housekeeping",
         "Notify": "$.notification",
         "ReleaseLock": "$.release",
     }
@@ -126,7 +129,10 @@ def test_outcomes_are_set_by_pass_states_and_notified():
     }  # fmt: skip
     for name, value in outcomes.items():
         assert STATES[name]["Type"] == "Pass"
-        assert STATES[name]["Next"] == ("ReleaseLock" if value == "DUPLICATE" else "Notify")
+        # A deployment that stands is cleaned up after first (issue 14 §6), then every outcome is notified.
+        cleaned = value in ("DEPLOYED", "DEPLOYED_UNVERIFIED", "PROMOTED")
+        assert STATES[name]["Next"] == ("ReleaseLock" if value == "DUPLICATE" else "Housekeeping" if cleaned else "Notify")
+    assert STATES["Housekeeping"]["Next"] == "Notify"
 
 
 @pytest.mark.parametrize("name", [n for n, s in STATES.items() if s["Type"] == "Wait"])

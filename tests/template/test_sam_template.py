@@ -53,6 +53,10 @@ CONTRACT_PARAMETERS = [
 ]
 # Actions that have no resource-level permissions in IAM, so "*" is the only possible resource.
 RESOURCE_STAR_ALLOWED = {
+    # housekeeping (issue 14 §6): the Service Authorization Reference lists no resource type for SageMaker's List*
+    "sagemaker:ListModels",
+    "sagemaker:ListEndpointConfigs",
+    "sagemaker:ListEndpoints",
     "ecr:GetAuthorizationToken",
     "cloudwatch:GetMetricData",
     "cloudwatch:PutMetricData",
