@@ -23,6 +23,7 @@ from typing import Any
 from functions.adapters import dynamodb, sns
 from functions.config import Settings
 from functions.models import ApprovalInput, ApprovalRequested
+from functions.steps.shadow_test import schedule_end
 
 # The item outlives the wait a little, so that a late `guardrail approve` says "too late", not "unknown".
 KEEP_AFTER_TIMEOUT = timedelta(days=1)
@@ -73,6 +74,15 @@ def evidence(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v not in (None, [], {})}
 
 
+def experiment_end(shadow: dict[str, Any]) -> datetime | None:
+    """When SageMaker ends the experiment by itself (shadow_test.schedule_end of its start and window)."""
+    try:
+        start, end = datetime.fromisoformat(shadow["starts_at"]), datetime.fromisoformat(shadow["ends_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return schedule_end(start, int((end - start).total_seconds()))
+
+
 def _message(kind: str, execution: str, doc: dict[str, Any], found: dict[str, Any], expires: datetime) -> str:
     upload = doc.get("upload") or {}
     approval = upload.get("approval") or {}
@@ -88,6 +98,12 @@ def _message(kind: str, execution: str, doc: dict[str, Any], found: dict[str, An
             f"The shadow test's verdict is {found.get('verdict', '?')}. Approving promotes the shadow variant "
             "(StopInferenceExperiment Promote); rejecting removes it and production keeps serving."
         )
+        ends = experiment_end(doc.get("shadow") or {})
+        if ends:
+            lines.append(
+                f"The experiment's own schedule ends at {ends.isoformat(timespec='seconds')}: SageMaker then removes "
+                "the shadow by itself, and an approval after that cannot promote it."
+            )
     else:
         lines.append(
             f"Approving starts the guarded {upload.get('strategy', '')} update (UpdateEndpoint with the rollback "

@@ -48,6 +48,7 @@ def _document(kind: str) -> dict:
                               "live_config": "bank-marketing-v1"}  # fmt: skip
     if kind == "promote":
         doc["shadow"] = {"verdict": "PROMOTE", "experiment_name": "guardrail-endpoint-2-shadow", "sampling_percent": 100,
+                         "starts_at": "2026-11-29T12:00:00+00:00", "ends_at": "2026-11-29T12:50:00+00:00",
                          "analysis": {"verdict": "PROMOTE", "reasons": ["shadow error rate 0.0 % <= production 0.1 %"],
                                       "production": {"invocations": 500}, "shadow": {"invocations": 498}}}  # fmt: skip
     return doc
@@ -81,6 +82,8 @@ def test_request_stores_the_token_and_asks_with_the_evidence(inbox, kind):
     evidence = json.loads(text.split("Evidence so far:\n", 1)[1])
     if kind == "promote":
         assert evidence["verdict"] == "PROMOTE" and evidence["production"] == {"invocations": 500}
+        # SageMaker ends the experiment by itself at its schedule's end: after that nothing can be promoted
+        assert "The experiment's own schedule ends at 2026-11-29T13:40:00+00:00" in text
     else:
         assert evidence["serving_config"] == "bank-marketing-v1" and evidence["new_config"] == "bank-marketing-v2"
         assert evidence["strategy"] == "CANARY" and evidence["canary_percent"] == 25

@@ -186,3 +186,25 @@ def test_approval_function_failure_stops_the_shadow_test():
     result = execute(script)
     assert_ended(result, "FAILED", status="FAILED")
     assert len(result.fakes.calls_to("AbortShadowTest")) == 1 and "ConcludeShadowTest" not in result.states
+
+
+def test_abort_while_waiting_for_approval_ends_aborted_at_once():
+    """StopExecution during the wait: ABORTED at once (not after the gate's 600 s) with its error and cause
+    (local/sfn_tasks.py, as on AWS); nothing after the gate runs: ExecutionEnded (not a state) releases the lock
+    and notifies."""
+    script = _update_script(before_update=True, timeout=600)  # run() gives up after 60 s
+
+    def stop(doc):
+        arn = f"arn:aws:states:us-east-1:123456789012:execution:guardrail:{doc['execution']['Name']}"
+
+        def later() -> None:
+            time.sleep(0.05)
+            boto3.client("stepfunctions").stop_execution(executionArn=arn, error="GuardrailAborted", cause="aborted by me: no")
+
+        threading.Thread(target=later, daemon=True).start()
+        return _requested(doc)
+
+    script["Approval"] = stop
+    result = execute(script)
+    assert (result.status, result.error, result.cause) == ("ABORTED", "GuardrailAborted", "aborted by me: no")
+    assert result.states[-1] == "AskUpdateApproval" and result.fakes.calls_to("Notify") == []
