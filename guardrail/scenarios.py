@@ -81,6 +81,11 @@ LINEAR = {"strategy": "LINEAR", "linear_step_percent": 50}
 # it back after the bakes and the watch; ~85 s were measured (docs/benchmarks.md "Blast radius"), so 180 s.
 NO_TRAFFIC_TIMEOUT = 180.0
 SHADOW = {"strategy": "ALL_AT_ONCE", "shadow": {"enabled": True, "sampling_percent": 100}}
+# Rolling (issue 15 §3): batches of 2 of the 4 local instances; the rollback brings the old fleet back one
+# instance at a time (RollbackMaximumBatchSize 25 %), not AWS's default of all at once.
+ROLLING = {"strategy": "ROLLING", "rolling_batch_percent": 50}
+ROLLING_BATCHED_ROLLBACK = {**ROLLING, "rollback_batch_percent": 25}
+ROLLING_TIMEOUT = 180.0  # two 20-s bakes, a launch per batch, the 20-s watch; ~100 s measured
 # Shadow scenarios send 40 req/s: the sequential verdict needs ~100+ paired requests per arm and, for the mean
 # latency, ~10 metric periods (samconfig [local] ShadowDurationSeconds=120); a promotion waits for the end of the
 # test (one paired look at the ground truth): ~20 s of steps before, 120 s of test, ~20 s to conclude; 160 s was
@@ -132,6 +137,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         model="xgb-runnerup", version="v14", deployment=CANARY,
         expected="ROLLED_BACK", expected_reason="no evidence", serves_after="v2", needs_endpoint=True,
         traffic_rps=0, timeout_seconds=NO_TRAFFIC_TIMEOUT,
+    ),
+    Scenario(
+        # AWS's rolling sample, with the slow model: the first batch bakes beside the old instances, the latency
+        # alarm trips, and the new instances go one at a time while the old fleet serves on.
+        key="rolling-rollback", row="slow model", title="Rolling update of a slow model: latency alarm, rollback in batches",
+        model="slow", version="v21", deployment=ROLLING_BATCHED_ROLLBACK,
+        expected="ROLLED_BACK", alarm="latency", serves_after="v2", needs_endpoint=True, traffic_rps=20,
+        timeout_seconds=ROLLING_TIMEOUT,
+    ),
+    Scenario(
+        key="rolling-update", row="successful update", title="Rolling update to tuned XGBoost #2: batches of 2 instances",
+        model="xgb-runnerup", version="v22", deployment=ROLLING,
+        expected="DEPLOYED", serves_after="v22", endpoint_changes=True, needs_endpoint=True, traffic_rps=20,
+        timeout_seconds=ROLLING_TIMEOUT,
     ),
     Scenario(
         key="shadow-promote", row="shadow promote", title="Shadow test of a better model: promoted",
