@@ -4,15 +4,18 @@ One item per endpoint in the lock table, `queue#<endpoint>`: `tickets` (a JSON l
 deploying execution), `last_started` (the ticket that last took its turn), `version` (optimistic concurrency:
 every change is a conditional put on the version read, retried on a conflict) and `expires_at` (TTL).
 
-Order (AWS, "Event message structure", S3 User Guide): "The sequencer key provides a way to determine the
-sequence of events. Event notifications aren't guaranteed to arrive in the same order that the events occurred
-... It can be used to determine the order of events for a given object key ... You can't use sequencer to
-determine the order for events on different object keys. The sequencers can be of different lengths. So, to
-compare these values, first left-pad the shorter value with zeros, and then do a lexicographical comparison."
-So: across keys, the event's `time` (EventBridge: second precision), then the padded sequencer and the event
-id only to break a tie in one second (AWS promises nothing there: an arbitrary but stable order); for tickets of
-one key, their sequencers decide among the places those tickets take. AWS does not guarantee event *delivery* in
-order either: a late event older than the upload that last took its turn is superseded, never deployed after it.
+Order. AWS (S3 User Guide, "Event message structure", notification-content-structure): "The `sequencer` key value
+provides a way to determine the sequence of events. Event notifications aren't guaranteed to arrive in the same
+order that the events occurred. [...] You can use this value to determine the order of events for a given object
+key"; "You can't use the `sequencer` key value to determine the order for events on different object keys"; "The
+`sequencer` strings can be of different lengths. So, to compare these values, first left-pad the shorter value
+with zeros, and then do a lexicographical comparison." The EventBridge envelope's `time` is "The time the event
+occurred" (S3 User Guide, "EventBridge event message structure"; second precision). So: across keys, the event
+time; within one second the padded sequencer and then the event id break the tie (AWS promises nothing there: an
+arbitrary but stable order); tickets of one key take the places those tickets hold in sequencer order. Nor is
+delivery ordered or exactly once (S3 events are "durable": delivered at least once, retried up to 24 hours,
+EventBridge User Guide "Event delivery from AWS services"): a late event older than the upload that last took its
+turn is superseded, never deployed after it, and a redelivered event is a DUPLICATE.
 """
 
 from __future__ import annotations
@@ -181,8 +184,11 @@ def take_turn(table: str, endpoint: str, mine: Ticket, now: int, alive: Callable
     def change(queue: Queue) -> tuple[Turn, bool]:
         dropped = [t.execution for t in queue.tickets if t.execution != mine.execution and t.expires_at < now]
         old = queue.find(mine.execution)
-        # keep the original ticket (its place), refreshed: a waiting execution outlives its first TTL
-        ticket = replace(old, expires_at=mine.expires_at, execution_arn=mine.execution_arn or old.execution_arn) if old else mine
+        # keep the original ticket (its place); a waiting execution may outlive its first TTL, so the TTL is
+        # renewed once half of it is spent (not at every poll: fewer writes, fewer conflicts between waiters)
+        ticket = old or mine
+        if old and (old.expires_at - now) * 2 < mine.expires_at - now:
+            ticket = replace(old, expires_at=mine.expires_at, execution_arn=mine.execution_arn or old.execution_arn)
         queue.tickets = [t for t in queue.tickets if t.execution not in dropped and t.execution != mine.execution]
         last = queue.last_started
         if last and last.execution != mine.execution and last.idempotency_key != mine.idempotency_key and precedes(ticket, last):
@@ -205,6 +211,10 @@ def take_turn(table: str, endpoint: str, mine: Ticket, now: int, alive: Callable
                 why = f"a newer upload {by.key} (execution {by.execution}) supersedes it (supersede: true)"
                 return Turn("SUPERSEDED", by=by, why=why, dropped=tuple(dropped)), True
             if me == 0:
+                if ticket.expires_at < mine.expires_at:  # the holder's ticket lives as long as its lock
+                    queue.drop(ticket.execution)
+                    ticket = replace(ticket, expires_at=mine.expires_at)
+                    queue.tickets.append(ticket)
                 changed = old != ticket or bool(dropped) or queue.last_started != ticket
                 queue.last_started = ticket
                 return Turn("TURN", dropped=tuple(dropped)), changed or not queue.exists

@@ -109,6 +109,23 @@ def test_across_keys_in_one_second_the_sequencer_then_the_event_id_break_the_tie
     assert tickets(table) == ["exec-0", "exec-x", "exec-z", "exec-y"]
 
 
+def test_a_waiting_poll_writes_only_to_renew_a_half_spent_ttl(table):
+    s = load_settings()
+    acquire_lock(upload("1", 0), "exec-1", s, now=1000)
+    acquire_lock(upload("2", 5), "exec-2", s, now=1001)
+
+    def version() -> str:
+        return table.get_item(TableName=TABLE, Key={"pk": {"S": upload_queue.queue_key(ENDPOINT)}})["Item"]["version"]["N"]
+
+    before = version()
+    assert acquire_lock(upload("2", 5), "exec-2", s, now=1003).queued and version() == before
+    ttl = acquire_lock(upload("2", 5), "exec-2", s, now=1004).expires_at - 1004
+    later = 1001 + ttl // 2 + 1  # past half of the first TTL: renewed, so the ticket never expires while waiting
+    assert acquire_lock(upload("2", 5), "exec-2", s, now=later).queued and version() != before
+    # Past the first TTL of both: exec-1 (which never renewed) is dropped; exec-2 kept its renewed place.
+    assert acquire_lock(upload("2", 5), "exec-2", s, now=1001 + ttl + 5).acquired and tickets(table) == ["exec-2"]
+
+
 def test_a_retried_acquire_keeps_its_place_and_its_lock(table):
     s = load_settings()
     first = acquire_lock(upload("1", 0), "exec-1", s, now=1000)
