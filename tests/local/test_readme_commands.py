@@ -38,6 +38,12 @@ EXERCISED = {
     "guardrail status": ("local cloud", f"{E2E}::test_status_tells_the_truth"),
     "guardrail down": ("local cloud", f"{E2E}::test_readme_down"),
     'eval "$(guardrail env)"': ("local cloud", f"{E2E}::test_env_points_the_sdk_at_the_local_cloud"),
+    'guardrail approve <execution> --reason "canary numbers look fine"': (
+        "local cloud", "tests/e2e/test_approval_abort.py::test_approved_update_deploys_and_names_the_approver"),
+    'guardrail reject <execution> --reason "not during the sale"': (
+        "local cloud", "tests/e2e/test_approval_abort.py::test_rejected_update_is_not_approved_and_leaves_the_endpoint"),
+    'guardrail abort guardrail-endpoint --reason "wrong training data"': (
+        "local cloud", "tests/e2e/test_approval_abort.py::test_abort_mid_canary_ends_on_a_known_config"),
     "guardrail report <execution-arn-or-name> [--out report.html] [--aws]": (
         "local cloud", f"{E2E}::test_report_accepts_the_execution_name"),
 }
