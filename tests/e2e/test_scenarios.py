@@ -93,12 +93,40 @@ def test_preflight_rejects_a_truncated_model_before_any_request_fails(run, targe
     assert r.serving_after == {variant("v2"): 10}
 
 
+def test_a_model_missing_a_feature_rolls_back_on_the_relative_4xx_alarm(run, target):
+    """Pre-flight off: the canary answers 400 to every request it gets (a booster on one column fewer), which no
+    5XX alarm sees; the new fleet's 4XX rate minus the old fleet's fires and SageMaker rolls back."""
+    r = run("feature-mismatch-4xx")
+    assert r.problems == []
+    assert r.actual == "ROLLED_BACK" and r.alert_outcome == "ROLLED_BACK"
+    assert in_order(r.path, ["QualityGate", "PreFlight", "CreateModel", "Deploy", "CheckDeployment", "RolledBack",
+                             "Notify"])
+    assert any(name.endswith("-4xx-rate") for name in r.alarms_fired)
+    assert not any(name.endswith("-5xx-rate") for name in r.alarms_fired)
+    assert r.traffic_errors  # the users the canary reached got errors (ModelError: the container's 400)
+    assert r.endpoint_config_after == config("v2") and r.serving_after == {variant("v2"): 10}
+    ep = target.client("sagemaker").describe_endpoint(EndpointName=target.endpoint_name)
+    assert "4xx-rate" in ep.get("FailureReason", "")
+
+
 def test_slow_model_rolls_back_on_latency_alarm(run):
     r = run("slow-model")
     assert r.problems == []
     assert r.actual == "ROLLED_BACK"
     assert any("latency" in name for name in r.alarms_fired)
     assert r.serving_after == {variant("v2"): 10}
+
+
+@pytest.mark.slow  # the bakes and the watch run out with nothing to count: ~90 s
+def test_an_update_nobody_calls_is_rolled_back_for_lack_of_evidence(run, target):
+    r = run("no-traffic-update")
+    assert r.problems == []
+    assert r.actual == "ROLLED_BACK" and r.alert_outcome == "ROLLED_BACK" and r.alarms_fired == []
+    assert "no evidence" in (r.alert_summary or "") and "The new fleet served 0 request(s)" in r.alert_summary
+    assert in_order(r.path, ["Deploy", "CheckDeployment", "WatchAfterDeployment", "Rollback", "RolledBack", "Notify"])
+    # The new fleet served nobody (CloudWatch, per config; r.traffic's minute sums also hold the scenario before).
+    assert r.traffic.get(variant("v14"), 0) == 0 and r.traffic_errors == {}
+    assert r.endpoint_config_after == config("v2") and r.serving_after == {variant("v2"): 10}
 
 
 @pytest.mark.timeout(360)  # scenarios.SHADOW_TIMEOUT (a 120 s test, then the promotion) + settling and probes
