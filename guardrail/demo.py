@@ -321,6 +321,17 @@ def alarm_states(cw: Any, endpoint: str) -> dict[str, str]:
     return states
 
 
+def configs_in_play(view: EndpointView, targets: list[str]) -> list[str]:
+    """The configs whose alarms the live view lists: the live one, the pending one, and every config this scenario
+    deployed (a green fleet rolled back a moment ago keeps the alarm that fired). A config an update retired is
+    left out: its alarms watched it as the new fleet of an older update."""
+    out: list[str] = []
+    for config in (view.config, view.pending_config, *targets):
+        if config and config not in out:
+            out.append(config)
+    return out
+
+
 def alarms_in_play(alarms: dict[str, str], configs: Iterable[str | None]) -> dict[str, str]:
     """The alarms of the given endpoint configs: Guardrail's alarm names carry their config
     (guardrail-<endpoint>-<config>-<what>, functions/steps/names.py); alarms of retired configs are left out."""
@@ -467,9 +478,7 @@ class Snapshot(BaseModel):
     traffic: dict[str, int] = {}  # answers the traffic generator got, by the variant that answered
     traffic_errors: dict[str, int] = {}
     alarms: dict[str, str] = {}  # every alarm on the endpoint; the view lists those of `in_play`
-    # the configs this scenario has seen live or pending: a green fleet rolled back a moment ago is still in play,
-    # a config retired by an earlier scenario is not
-    in_play: list[str] = []
+    in_play: list[str] = []  # configs_in_play: the live and pending configs, and what this scenario deployed
 
 
 class ScenarioResult(BaseModel):
@@ -597,17 +606,18 @@ def run_scenario(
         result.execution_arn = arn
         deadline = started + scenario.timeout_seconds
         rates = FleetRates(cw, sm, target.endpoint_name)
-        in_play = [c for c in (result.endpoint_config_before,) if c]
+        targets: list[str] = []  # the configs this scenario deployed (pending at some tick)
         while True:
             status = sfn.describe_execution(executionArn=arn)["status"]
             if on_tick is not None:
                 view = rates.fill(endpoint_view(sm, target.endpoint_name))
-                in_play += [c for c in (view.config, view.pending_config) if c and c not in in_play]
+                if view.pending_config and view.pending_config not in targets:
+                    targets.append(view.pending_config)
                 answered, errors = traffic.counts()
                 on_tick(Snapshot(
                     scenario=scenario.key, elapsed=time.monotonic() - started, execution_arn=arn,
                     state=current_state(sfn, arn), endpoint=view, traffic=answered, traffic_errors=errors,
-                    alarms=alarm_states(cw, target.endpoint_name), in_play=list(in_play),
+                    alarms=alarm_states(cw, target.endpoint_name), in_play=configs_in_play(view, targets),
                 ))
             if status in TERMINAL:
                 break

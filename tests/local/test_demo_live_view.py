@@ -176,3 +176,13 @@ def test_the_checks_of_the_new_scenarios():
     r.alert_summary = ("The update was rolled back. Reason: too few requests reached the new fleet to verify it "
                        "(no evidence, no promotion). The new fleet served 0 request(s)")
     assert check(r, n, {}) == []
+
+
+def test_configs_in_play_are_the_live_one_and_this_scenarios_targets():
+    # During a canary: both fleets.
+    assert demo.configs_in_play(EndpointView(config=BLUE, pending_config=GREEN), [GREEN]) == [BLUE, GREEN]
+    # After a rollback the green fleet is gone, but its alarm (the one that fired) is still this scenario's.
+    assert demo.configs_in_play(EndpointView(config=BLUE), [GREEN]) == [BLUE, GREEN]
+    # After a successful update the old config is retired: its alarms watched it as the new fleet of an older update.
+    assert demo.configs_in_play(EndpointView(config=GREEN), [GREEN]) == [GREEN]
+    assert demo.configs_in_play(EndpointView(), []) == []
