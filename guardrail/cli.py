@@ -345,10 +345,16 @@ def read_event(path: Path) -> dict[str, Any]:
         raise CliError(f"{path} is not an EventBridge event: a JSON object is needed, not {type(event).__name__}")
     extra = sorted(set(event) - EVENT_KEYS)
     if extra and "detail" in event:
+        from guardrail.invoke import InvokeError, resolve_step
+
+        try:
+            step = resolve_step(path.stem)[0]
+        except InvokeError:
+            step = "<Step>"
         raise CliError(
             f"{path} is a state input (it carries {', '.join(extra[:4])}), not a trigger event: run that one step "
-            f"with `aws lambda invoke --function-name <its function> --payload fileb://{path} out.json` "
-            f"after `eval \"$(guardrail env)\"` (events/README.md), or replay an events/<scenario>.json"
+            f"with `guardrail invoke {step} {path}` (or `aws lambda invoke`, events/README.md), or replay an "
+            f"events/<scenario>.json"
         )
     if not isinstance(event.get("detail"), dict):
         raise CliError(f"{path} is not an EventBridge event: missing key `detail`")
@@ -645,6 +651,46 @@ def report(execution: str, out: Path | None, period: int | None, workdir: Path, 
     except ReportError as exc:
         raise CliError(str(exc)) from None
     _console().print(f"report written to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- invoke
+
+
+@cli.command()
+@click.argument("step")
+@click.argument("input_file", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--key", help="Use this upload in the stack's bucket (e.g. models/bank-marketing/v1/model.tar.gz): its "
+                            "S3 identity and, for a step after ParseUpload, the upload document ParseUpload makes of it.")
+@click.option("--log", "show_log", is_flag=True, help="Also print the function's log tail (when Lambda returns it).")
+@where_options
+def invoke(step: str, input_file: Path | None, key: str | None, show_log: bool, workdir: Path, aws: bool,
+           stack_name: str, profile: str | None, region: str | None) -> int:
+    """Run one state's deployed Lambda function with a state input [default: events/states/<step>.json] and print
+    its output (no Docker: the function deployed in the local cloud, or on AWS with --aws)."""
+    from guardrail import invoke as one_step
+
+    opts = {"workdir": workdir, "aws": aws, "stack_name": stack_name, "profile": profile, "region": region}
+    try:
+        state, logical_id = one_step.resolve_step(step)
+        doc = one_step.read_input(input_file or one_step.default_input(state))
+        target = _target(opts)
+        stack = stack_name if _on_aws(opts) else local_state(workdir).stack_name
+        cfn, lam = target.client("cloudformation"), target.client("lambda")
+        doc = one_step.fill_placeholders(doc, target.bucket, target.endpoint_name)
+        if key:
+            parse_upload = one_step.function_name(cfn, stack, one_step.resolve_step("ParseUpload")[1])
+            doc = one_step.with_upload(doc, key, target.bucket, target.client("s3"),
+                                       lambda event: one_step.call(lam, parse_upload, event))
+        name = one_step.function_name(cfn, stack, logical_id)
+        payload, error, log = one_step.call(lam, name, doc)
+    except one_step.InvokeError as exc:
+        raise CliError(str(exc)) from None
+    if show_log and log:
+        click.echo(log, err=True)
+    if error:
+        raise CliError(f"{state} ({name}) failed: {one_step.summarize_error(payload)}")
+    click.echo(json.dumps(payload, indent=2, default=str))
     return 0
 
 

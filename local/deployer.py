@@ -272,7 +272,9 @@ def deploy(
     cfn = translate(sam, parameters, region)
     body, after = patch_for_moto(cfn, code_dirs)
 
-    cloudformation = client("cloudformation", env)
+    # One attempt, a long read timeout: moto creates the whole stack inside CreateStack, which takes minutes on a
+    # loaded machine; a retry after the default 60 s timeout found its own stack (AlreadyExists) or log group.
+    cloudformation = client("cloudformation", env, retries={"total_max_attempts": 1}, read_timeout=900)
     try:
         created = cloudformation.create_stack(
             StackName=stack_name,

@@ -6,8 +6,10 @@ Each command runs as written in the README plus `--workdir` (this module's cloud
 and `--reports` (a temporary folder). This module does not use the session cloud of tests/e2e/conftest.py.
 """
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -137,6 +139,50 @@ def test_report_accepts_the_execution_name(up, tmp_path):
     result = guardrail("report", name, "--workdir", str(up["workdir"]), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "ROLLED_BACK" in out.read_text()
+
+
+def test_readme_invoke_runs_one_step_without_docker(up):
+    # events/states/quality_gate.json as it is: the stack's bucket and endpoint in place of the placeholders, the
+    # upload the first deployment made (its S3 identity, its upload document from the deployed ParseUpload).
+    key = f"models/{scenarios.MODEL_NAME}/v1/model.tar.gz"
+    result = guardrail("invoke", "QualityGate", "--key", key, "--workdir", str(up["workdir"]))
+    assert result.returncode == 0, result.stderr
+    gate = json.loads(result.stdout)
+    assert gate["passed"] is True, gate
+    result = guardrail("invoke", "Notify", "--workdir", str(up["workdir"]))  # events/states/notify.json as it is
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outcome"] == "DEPLOYED"
+    # The step's own saved input names an upload that is not in the bucket: the function's error, in one line.
+    result = guardrail("invoke", "preflight", "--workdir", str(up["workdir"]))
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("guardrail: PreFlight (") and "ArtifactNotFound" in lines[0], lines
+    # A state input given to replay points at this command.
+    result = guardrail("replay", "events/states/deploy.json", "--workdir", str(up["workdir"]))
+    assert result.returncode == 1 and "guardrail invoke" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+def test_readme_aws_cli_lambda_invoke_and_logs(up):
+    # As events/README.md shows them: the AWS CLI pointed at the local cloud by `guardrail env`, the function's
+    # deployed name from CloudFormation, a saved state input as it is, then its log group.
+    script = f"""set -e
+eval "$({GUARDRAIL} env --workdir {up["workdir"]})"
+fn=$(aws cloudformation list-stack-resources --stack-name guardrail-local --output text \
+     --query "StackResourceSummaries[?LogicalResourceId=='NotifyFunction'].PhysicalResourceId")
+aws lambda invoke --function-name "$fn" --payload fileb://events/states/notify.json {up["workdir"]}/out.json
+cat {up["workdir"]}/out.json; echo
+aws logs filter-log-events --log-group-name "/aws/lambda/$fn" --query 'events[].message' --output text
+aws --endpoint-url "$AWS_ENDPOINT_URL" cloudformation describe-stacks --stack-name guardrail-local \
+     --query 'Stacks[0].Outputs[].OutputKey' --output text
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"StatusCode": 200' in result.stdout and "FunctionError" not in result.stdout
+    assert '"message_id"' in result.stdout and '"outcome": "DEPLOYED"' in result.stdout
+    assert "START RequestId:" in result.stdout and "END RequestId:" in result.stdout  # the invocation's log lines
+    assert "GuardrailLocal" not in result.stdout and "StateMachineArn" in result.stdout  # no deployer outputs
 
 
 def test_demo_subset_is_checked_against_what_ran_before(up, models_dir, tmp_path):

@@ -133,7 +133,7 @@ def test_a_malformed_event_file_is_one_line_without_python_reprs(tmp_path, conte
 def test_a_state_input_is_refused_with_the_one_step_command(tmp_path, capsys):
     assert main(["replay", str(ROOT / "events/states/deploy.json"), "--workdir", str(tmp_path)]) == 1
     line = one_line(capsys.readouterr().err)
-    assert "is a state input" in line and "aws lambda invoke" in line and "guardrail env" in line
+    assert "is a state input" in line and "`guardrail invoke Deploy " in line and "events/README.md" in line
 
 
 def test_unexpected_errors_are_one_line_too(monkeypatch, tmp_path, capsys):

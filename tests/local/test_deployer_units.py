@@ -182,3 +182,23 @@ def test_prepare_sam_drops_working_tree_layers_and_references_to_them(tmp_path):
     assert set(sam["Resources"]) == {"Published", "Fn"}
     assert sam["Resources"]["Fn"]["Properties"]["Layers"] == [{"Ref": "Published"}, "arn:aws:lambda:us-east-1:1:layer:x:1"]
     deployer.translate(sam, {}, "us-east-1")  # translatable without `sam package`
+
+
+def test_create_stack_is_sent_once_and_waited_for(monkeypatch):
+    # moto creates every resource inside CreateStack: minutes on a loaded machine. A botocore retry after the
+    # default 60 s read timeout re-sent it and failed on the stack (or a log group) the first attempt made.
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_client(service, env, **config):
+        if service == "cloudformation":
+            seen.update(config)
+            raise Stop
+        raise AssertionError(f"unexpected client {service}")
+
+    monkeypatch.setattr(deployer, "client", fake_client)
+    with pytest.raises(Stop):
+        deployer.deploy(APP / "template.yaml", {"AWS_DEFAULT_REGION": "us-east-1"})
+    assert seen["retries"] == {"total_max_attempts": 1} and seen["read_timeout"] >= 600

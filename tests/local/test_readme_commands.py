@@ -38,6 +38,8 @@ EXERCISED = {
     "guardrail status": ("local cloud", f"{E2E}::test_status_tells_the_truth"),
     "guardrail down": ("local cloud", f"{E2E}::test_readme_down"),
     'eval "$(guardrail env)"': ("local cloud", f"{E2E}::test_env_points_the_sdk_at_the_local_cloud"),
+    "guardrail invoke QualityGate --key models/bank-marketing/v1/model.tar.gz": (
+        "local cloud", f"{E2E}::test_readme_invoke_runs_one_step_without_docker"),
     'guardrail approve <execution> --reason "canary numbers look fine"': (
         "local cloud", "tests/e2e/test_approval_abort.py::test_approved_update_deploys_and_names_the_approver"),
     'guardrail reject <execution> --reason "not during the sale"': (
