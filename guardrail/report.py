@@ -1,8 +1,9 @@
 """An HTML report of one Guardrail execution, built from AWS APIs only.
 
 Everything comes through boto3 (Step Functions execution history, CloudWatch metrics, alarms and alarm
-history), so the same report works for a local-cloud execution and for a real AWS one. Plots are plotly
-with plotly.js inlined: the report is one self-contained file that opens offline.
+history), so the same report works for a local-cloud execution and for a real AWS one. Plots are plotly; the
+reports of a folder share one plotly.min.js written beside them (4.8 MB once instead of in every report), so a
+report still opens offline.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class Notification(BaseModel):
 
 class ReportData(BaseModel):
     execution_arn: str
+    reason: str | None = None  # one line: why this outcome (the alarm, the verdict and its numbers, the error)
+    fleets: dict[str, Any] | None = None  # requests each fleet served (watch.evidence), as the alerts say
     name: str
     status: str
     start: datetime
@@ -252,6 +255,8 @@ def _metric_series(
     keys = _dimension_sets(sm, endpoint, configs, variants) if sm is not None and configs else None
     if keys is None:
         keys = _listed_dimension_sets(cw, endpoint, wanted)
+    elif variants:  # a shadow test's fleets publish under the inference experiment's own endpoint config
+        keys |= {k for k in _listed_dimension_sets(cw, endpoint, wanted) if dict(k).get("VariantName") in variants}
     keep_variants = set(variants or ())
     if configs is not None:
         keep_variants |= {dict(d).get("VariantName", "") for d in keys if dict(d).get("EndpointConfigName") in configs}
@@ -339,17 +344,21 @@ def _alarm_transitions(
         # A backend without alarm history (plain moto): the current state and when it was set is all there is.
         at = _utc(alarm["StateUpdatedTimestamp"])
         return [(at, alarm["StateValue"])], "describe_alarms (no alarm history available)"
-    transitions = []
+    # The alarm's line starts when it was (last) put, not at the window's start: no state before it existed.
+    put = alarm.get("AlarmConfigurationUpdatedTimestamp")
+    opened = max(start, _utc(put)) if put else start
+    transitions: list[tuple[datetime, str]] = []
     for item in sorted(items, key=lambda i: i["Timestamp"]):
         data = _json(item.get("HistoryData")) or {}
         old_state = (data.get("oldState") or {}).get("stateValue")
         new_state = (data.get("newState") or {}).get("stateValue")
-        if old_state and not transitions:  # the state the window opened with
-            transitions.append((start, old_state))
+        at = _utc(item["Timestamp"])
+        if old_state and not transitions:  # the state the window (or the alarm) opened with
+            transitions.append((min(opened, at), old_state))
         if new_state:
-            transitions.append((_utc(item["Timestamp"]), new_state))
+            transitions.append((at, new_state))
     if not transitions:  # no change in the window: it stayed in its current state
-        transitions.append((start, alarm["StateValue"]))
+        transitions.append((opened, alarm["StateValue"]))
     return transitions, "describe_alarm_history"
 
 
@@ -433,6 +442,45 @@ def _notifications(visits: list[StateVisit]) -> list[Notification]:
     return notes
 
 
+def _cause(error: dict[str, Any] | None) -> str:
+    """An error's message: a Lambda error's Cause is JSON with errorMessage."""
+    cause = str((error or {}).get("Cause") or "")
+    parsed = _json(cause)
+    return str(parsed.get("errorMessage") or cause) if parsed else cause
+
+
+def reason_for(doc: dict[str, Any], error: dict[str, Any] | None) -> str | None:
+    """One line under the outcome: why it ended so (the alarm, the verdict and its numbers, or the error)."""
+    outcome = doc.get("outcome")
+    deployment = doc.get("deployment") if isinstance(doc.get("deployment"), dict) else {}
+    watch = doc.get("watch") if isinstance(doc.get("watch"), dict) else {}
+    shadow = doc.get("shadow") if isinstance(doc.get("shadow"), dict) else {}
+    evidence = watch.get("evidence") if isinstance(watch.get("evidence"), dict) else None
+    served = None
+    if evidence:
+        served = f"the new fleet served {evidence.get('new_fleet_requests')} request(s)"
+        if evidence.get("old_fleet_requests") is not None:
+            served += f", the old fleet {evidence['old_fleet_requests']}"
+        served += f" (at least {evidence.get('min_requests')} needed to verify it)"
+    if shadow.get("verdict") and outcome in ("PROMOTED", "SHADOW_REJECTED", "INCONCLUSIVE"):
+        reasons = (shadow.get("analysis") or {}).get("reasons") or []
+        return f"Shadow verdict {shadow['verdict']}: " + (str(reasons[0]) if reasons else "no reasons recorded")
+    if outcome == "ROLLED_BACK":
+        firing = deployment.get("alarms_in_alarm") or watch.get("alarms_in_alarm") or watch.get("fired_during_watch")
+        why = deployment.get("failure_reason") or (
+            f"alarm(s) {', '.join(map(str, firing))} fired after the deployment" if firing else None
+        ) or (f"too few requests to verify the model: {served}" if served else "rolled back")
+        return why if not served or served in why else f"{why}; {served}"
+    if outcome in ("DEPLOYED", "DEPLOYED_UNVERIFIED"):
+        text = "Not verified: " if outcome == "DEPLOYED_UNVERIFIED" else "No guardrail alarm fired; "
+        return text + (served or "no request counts recorded") + "."
+    if outcome == "CHANGED_EXTERNALLY":
+        return f"Someone else changed the endpoint during the watch: it serves {watch.get('serving_config')}."
+    if error and (error.get("Error") or error.get("Cause")):
+        return f"{error.get('Error')}: {_cause(error)}"
+    return None
+
+
 def collect(
     execution_arn: str, client: Callable[[str], Any] | None = None, period: int | None = None
 ) -> ReportData:
@@ -459,7 +507,11 @@ def collect(
     upload = document.get("upload") or {}
     endpoint = upload.get("endpoint_name") or _find(document, "endpoint_name")
     new_config = (upload.get("names") or {}).get("endpoint_config") or _find(document, "target_config")
-    previous = _find(document.get("deployment") or {}, "previous_config") or _find(document, "previous_config")
+    previous = (
+        _find(document.get("deployment") or {}, "previous_config")
+        or _find(document, "previous_config")
+        or (document.get("endpoint_config") or {}).get("live_config")  # a shadow test: what served before it
+    )
     window_start = start - timedelta(seconds=30)
     window_end = (stop or datetime.now(UTC)) + timedelta(seconds=30)
     chosen_period = period or _pick_period((window_end - window_start).total_seconds())
@@ -477,8 +529,11 @@ def collect(
         {"Error": execution.get("error"), "Cause": execution.get("cause")} if execution.get("error") else None
     )
     shadow = document.get("shadow") if isinstance(document.get("shadow"), dict) else None
+    watch = document.get("watch") if isinstance(document.get("watch"), dict) else {}
     return ReportData(
         execution_arn=execution_arn,
+        reason=reason_for(document, error),
+        fleets=watch.get("evidence") if isinstance(watch.get("evidence"), dict) else None,
         name=execution.get("name") or execution_arn.rsplit(":", 1)[-1],
         status=execution["status"],
         start=start,
@@ -502,13 +557,36 @@ def collect(
 # ---------------------------------------------------------------- plotting
 
 
-def _mark_moments(fig: go.Figure, moments: list[Moment], rows: int = 1) -> None:
-    """Vertical dashed lines at the moments that matter (drawn as shapes: works on date axes).
+LABEL_PX_PER_CHAR, PLOT_PX = 7.0, 900  # a 10-px label's width, and a narrow plot's width (conservative)
+LEVEL_PX = 14
 
-    Set in one layout update: plotly copies the whole shape list on every add_shape.
-    """
-    shapes, notes = list(fig.layout.shapes), list(fig.layout.annotations)
+
+def _label_levels(moments: list[Moment], span: tuple[datetime, datetime]) -> list[int]:
+    """A row per label so that no two labels overlap: a label goes to the first row whose last label ended
+    before it starts (widths estimated from the text, the time span and a narrow plot)."""
+    seconds = max((span[1] - span[0]).total_seconds(), 1e-3)
+    ends: list[float] = []  # per row: where its last label ends, in seconds from span start
+    levels = []
     for moment in moments:
+        at = (moment.at - span[0]).total_seconds()
+        half = len(moment.label) * LABEL_PX_PER_CHAR / PLOT_PX * seconds / 2
+        level = next((i for i, end in enumerate(ends) if end < at - half), len(ends))
+        if level == len(ends):
+            ends.append(0.0)
+        ends[level] = at + half
+        levels.append(level)
+    return levels
+
+
+def _mark_moments(fig: go.Figure, moments: list[Moment], span: tuple[datetime, datetime], rows: int = 1,
+                  above: int = 0) -> int:
+    """Vertical dashed lines at the moments that matter (shapes: they work on date axes), labelled above the
+    plot in as many rows as needed so that no label overlaps another (`above`: pixels to keep free for subplot
+    titles). Returns the top margin the labels need. Set in one layout update: plotly copies the whole shape
+    list on every add_shape."""
+    shapes, notes = list(fig.layout.shapes), list(fig.layout.annotations)
+    levels = _label_levels(moments, span)
+    for moment, level in zip(moments, levels, strict=True):
         colour = "#c0392b" if "ALARM" in moment.label or "roll" in moment.label else "#7f8c8d"
         for row in range(1, rows + 1):
             axis = "" if row == 1 else str(row)
@@ -518,9 +596,10 @@ def _mark_moments(fig: go.Figure, moments: list[Moment], rows: int = 1) -> None:
             })
         notes.append({
             "x": moment.at, "y": 1.0, "xref": "x", "yref": "paper", "text": moment.label, "showarrow": False,
-            "textangle": -60, "yanchor": "bottom", "font": {"size": 10, "color": colour},
+            "yanchor": "bottom", "yshift": above + LEVEL_PX * level, "font": {"size": 10, "color": colour},
         })
     fig.update_layout(shapes=shapes, annotations=notes)
+    return above + LEVEL_PX * (max(levels, default=-1) + 1) + 40
 
 
 def timeline_figure(data: ReportData) -> go.Figure:
@@ -553,11 +632,15 @@ def timeline_figure(data: ReportData) -> go.Figure:
                     marker={"size": 4},
                 )
             )
-    _mark_moments(fig, data.moments)
+    pad = max((end - data.start).total_seconds() * 0.03, 0.5)
+    span = (data.start - timedelta(seconds=pad), end + timedelta(seconds=pad))
+    top = _mark_moments(fig, data.moments, span)
+    fig.update_xaxes(range=list(span))
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)), title=None)
     fig.update_layout(
-        title="Path through the state machine", height=max(300, 28 * len(order) + 160),
-        margin={"t": 110, "l": 10, "r": 10}, xaxis_title="time (UTC)", showlegend=True,
+        title={"text": "Path through the state machine", "y": 0.99, "yanchor": "top"},
+        height=max(300, 28 * len(order) + 160 + top), margin={"t": top + 30, "l": 10, "r": 10},
+        xaxis_title="time (UTC)", showlegend=True,
     )
     return fig
 
@@ -615,8 +698,11 @@ def metrics_figure(data: ReportData) -> go.Figure:
             row=4, col=1,
         )
     fig.update_yaxes(range=[-0.1, 1.1], row=4, col=1)
-    _mark_moments(fig, data.moments, rows=4)
-    fig.update_layout(height=1000, margin={"t": 110, "l": 10, "r": 10}, legend={"orientation": "h"})
+    stamps = [t for s in data.series for t in s.timestamps]
+    span = (min([x_range[0], *stamps]), max([x_range[1], *stamps]))
+    top = _mark_moments(fig, data.moments, span, rows=4, above=22)  # above the first subplot's title
+    fig.update_xaxes(range=list(span))
+    fig.update_layout(height=1000 + top, margin={"t": top, "l": 10, "r": 10}, legend={"orientation": "h"})
     return fig
 
 
@@ -626,37 +712,39 @@ def _numbers(section: Any) -> dict[str, float]:
     return {k: float(v) for k, v in section.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+SHADOW_NUMBERS = {  # analysis key -> (title, scale): latencies in ms
+    "invocations": ("requests", 1.0),
+    "errors_5xx": ("5XX errors", 1.0),
+    "error_rate": ("5XX rate", 1.0),
+    "latency_avg_us": ("mean ModelLatency (ms)", 1 / 1000),
+    "latency_p99_us": ("p99 ModelLatency (ms)", 1 / 1000),
+}
+
+
 def shadow_figure(data: ReportData) -> go.Figure | None:
-    """Production vs shadow: one small panel per number the verdict rests on, plus invocations per variant."""
+    """Production vs shadow: one small panel per number the verdict rests on (the analysis' own window)."""
     if not data.shadow:
         return None
     evidence = data.shadow.get("analysis") or data.shadow.get("evidence") or data.shadow
     production = _numbers(evidence.get("production")) if isinstance(evidence, dict) else {}
     shadow = _numbers(evidence.get("shadow")) if isinstance(evidence, dict) else {}
     metrics = [m for m in production if m in shadow]
-    per_variant: dict[str, float] = {}
-    for s in data.series:
-        if s.metric == "Invocations" and "EndpointConfigName" not in s.dimensions:
-            per_variant[s.dimensions["VariantName"]] = sum(s.values)
-    panels = [*metrics, *(["invocations per variant (CloudWatch)"] if per_variant else [])]
-    if not panels:
+    if not metrics:
         return None
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels)
+    titles = [SHADOW_NUMBERS.get(m, (m.replace("_", " "), 1.0))[0] for m in metrics]
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=titles)
     for col, metric in enumerate(metrics, start=1):
+        scale = SHADOW_NUMBERS.get(metric, ("", 1.0))[1]
+        values = [production[metric] * scale, shadow[metric] * scale]
         fig.add_trace(
             go.Bar(
-                x=["production", "shadow"], y=[production[metric], shadow[metric]], name=metric,
-                marker_color=["#2e86de", "#e67e22"], showlegend=False,
+                x=["production", "shadow"], y=values, name=titles[col - 1], text=[_fmt(v) for v in values],
+                textposition="outside", cliponaxis=False, marker_color=["#2e86de", "#e67e22"], showlegend=False,
             ),
             row=1, col=col,
         )
-    if per_variant:
-        fig.add_trace(
-            go.Bar(x=list(per_variant), y=list(per_variant.values()), marker_color="#7f8c8d", showlegend=False),
-            row=1, col=len(panels),
-        )
     verdict = data.shadow.get("verdict") or (evidence.get("verdict") if isinstance(evidence, dict) else None)
-    fig.update_layout(title=f"Shadow test · verdict {verdict or '?'}", height=380)
+    fig.update_layout(title=f"Shadow test · verdict {verdict or '?'}", height=380, margin={"t": 90})
     return fig
 
 
@@ -707,23 +795,27 @@ def evidence_figure(data: ReportData) -> go.Figure | None:
         header={"values": columns, "fill_color": "#dfe6e9", "align": "left"},
         cells={"values": [list(c) for c in zip(*rows, strict=True)], "align": "left"},
     ))
-    wrapped = "<br>".join(title[i : i + 140] for i in range(0, min(len(title), 560), 140))
-    fig.update_layout(title={"text": f"Verdict evidence<br><sup>{wrapped}</sup>"}, height=160 + 28 * len(rows),
-                      margin={"t": 120})
+    lines = [title[i : i + 140] for i in range(0, min(len(title), 560), 140)]
+    top = 60 + 16 * len(lines)
+    fig.update_layout(title={"text": "Verdict evidence<br><sup>" + "<br>".join(lines) + "</sup>"},
+                      height=top + 40 + 30 * (len(rows) + 1), margin={"t": top, "b": 20})
     return fig
 
 
 # ---------------------------------------------------------------- rendering
 
 
+PLOTLY_JS = "plotly.min.js"  # beside the reports, shared by all of them
+
+
 def render(data: ReportData) -> str:
-    """The report as one self-contained HTML page (plotly.js inlined once)."""
+    """The report as one HTML page that loads plotly.js from plotly.min.js beside it (write_report puts it there)."""
     figures = [
         f for f in (timeline_figure(data), metrics_figure(data), shadow_figure(data), evidence_figure(data))
         if f is not None
     ]
     divs = [
-        fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+        fig.to_html(full_html=False, include_plotlyjs=("directory" if i == 0 else False), config={"displaylogo": False})
         for i, fig in enumerate(figures)
     ]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -745,5 +837,17 @@ def write_report(
     data = collect(execution_arn, client=client, period=period)
     path = Path(out) if out else Path("reports") / f"{data.name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_plotly_js(path.parent)
     path.write_text(render(data), encoding="utf-8")
     return path
+
+
+def write_plotly_js(folder: Path) -> Path:
+    """The one plotly.min.js of a reports folder (rewritten only when plotly's version changed)."""
+    from plotly.offline import get_plotlyjs
+
+    target = folder / PLOTLY_JS
+    js = get_plotlyjs()
+    if not target.exists() or target.stat().st_size != len(js.encode()):
+        target.write_text(js, encoding="utf-8")
+    return target
