@@ -9,9 +9,13 @@ The state machine waits in a `lambda:invoke.waitForTaskToken` task whose Payload
 2. publishes the request over SNS: what is asked, the evidence so far, the commands that answer, how long it
    waits and what happens then.
 The task ends only on SendTaskSuccess (approve) / SendTaskFailure `ApprovalRejected` (reject) or its
-TimeoutSeconds (`upload.approval.timeout_seconds`, States.Timeout -> `on_timeout`). SageMaker cannot pause a
-blue/green update between its traffic-shifting steps (no such API), so the update gate asks before
-UpdateEndpoint, with the quality gate's and pre-flight's evidence.
+TimeoutSeconds (`upload.approval.timeout_seconds`, States.Timeout -> `on_timeout`)
+(https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token).
+SageMaker cannot pause a blue/green update between its traffic-shifting steps: once a baking period ends with no
+alarm, it shifts the rest of the traffic by itself
+(https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html), and
+TrafficRoutingConfig has no manual step (Type, WaitIntervalInSeconds, CanarySize, LinearStepSize only). So the
+update gate asks before UpdateEndpoint, with the quality gate's and pre-flight's evidence.
 """
 
 from __future__ import annotations
