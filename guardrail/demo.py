@@ -186,13 +186,15 @@ def serving_model(sm: Any, endpoint: str) -> str | None:
 TRAFFIC_ON = {"ActivatingTraffic", "Baking"}
 
 
-def _green_fraction(pending: list[dict[str, Any]]) -> float:
+def _green_fraction(pending: list[dict[str, Any]], live: list[dict[str, Any]] | None = None) -> float:
     """The share of requests the green fleet takes: its active capacity over its whole capacity. SageMaker shifts
     traffic by capacity ("routes a portion of the incoming traffic (for example, 25%) to the canary", the canary
     being "the portion of your green fleet that turns on to receive traffic",
     https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html), so during a
     canary both fleets' CurrentWeight is 1.0 and only the instance counts tell the split. AWS does not document
-    the exact proportion; k of n instances taking k/n is what the local emulator applies."""
+    the exact proportion; k of n instances taking k/n is what the local emulator applies. A rolling update (`live`
+    given) replaces instances in place: the new batch serves beside the old instances still standing, so its share is
+    new / (new + old) instances in service."""
     active = desired = 0
     for v in pending:
         status = ((v.get("VariantStatus") or [{}])[-1]).get("Status")
@@ -200,6 +202,8 @@ def _green_fraction(pending: list[dict[str, Any]]) -> float:
         if on and float(v.get("CurrentWeight", 0.0)) > 0:
             active += int(v.get("CurrentInstanceCount") or 0)
         desired += int(v.get("DesiredInstanceCount") or v.get("CurrentInstanceCount") or 0)
+    if live is not None:
+        desired = active + sum(int(v.get("CurrentInstanceCount") or 0) for v in live)
     return min(1.0, active / desired) if desired else 0.0
 
 
@@ -236,7 +240,9 @@ def endpoint_view(sm: Any, endpoint: str) -> EndpointView:
         weights[green.get(v["VariantName"], v["VariantName"])] = float(v.get("CurrentWeight", 0.0))
     shadow = [v["VariantName"] for v in ep.get("ShadowProductionVariants", [])]
     shadow += [v["VariantName"] for v in pending.get("ShadowProductionVariants", [])]
-    fraction = _green_fraction(pending.get("ProductionVariants", [])) if pending.get("ProductionVariants") else 0.0
+    rolling = "RollingUpdatePolicy" in (ep.get("LastDeploymentConfig") or {})
+    fraction = (_green_fraction(pending["ProductionVariants"], ep.get("ProductionVariants", []) if rolling else None)
+                if pending.get("ProductionVariants") else 0.0)
     fleets = _fleet(sm, "live", ep.get("EndpointConfigName"), ep.get("ProductionVariants", []), 1.0 - fraction)
     if pending.get("ProductionVariants"):
         fleets += _fleet(sm, "new", pending.get("EndpointConfigName"), pending["ProductionVariants"], fraction)

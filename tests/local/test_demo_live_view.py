@@ -186,3 +186,13 @@ def test_configs_in_play_are_the_live_one_and_this_scenarios_targets():
     # After a successful update the old config is retired: its alarms watched it as the new fleet of an older update.
     assert demo.configs_in_play(EndpointView(config=GREEN), [GREEN]) == [GREEN]
     assert demo.configs_in_play(EndpointView(), []) == []
+
+
+def test_during_a_rolling_update_old_and_new_instances_share_traffic_by_count():
+    # A rolling batch adds new instances beside the old ones still standing: 2 new (baking) and 4 old serve in
+    # proportion to their instances (docs/aws-conformance.md, rolling), so the new fleet takes 2/6, not 2/4.
+    ep = canary(active=2)
+    ep["LastDeploymentConfig"] = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 2},
+                                                          "WaitIntervalInSeconds": 20}}
+    shares = {f.config: round(f.share, 4) for f in demo.endpoint_view(FakeSageMaker(ep), EP).fleets}
+    assert shares == {BLUE: round(4 / 6, 4), GREEN: round(2 / 6, 4)}
