@@ -239,9 +239,11 @@ def _housekeeping(doc: NotifyInput) -> tuple[str | None, dict[str, Any]]:
     counts = [(len(done.get(k) or []), what) for k, what in (
         ("deleted_alarms", "alarm(s) of retired configs"), ("deleted_configs", "endpoint config(s)"),
         ("deleted_models", "model(s)"))]
-    text = "Housekeeping deleted " + ", ".join(f"{n} {what}" for n, what in counts) + (
-        f", keeping {done.get('keep_versions')} version(s) for rollback."
-    )
+    kept = f"keeping {done.get('keep_versions')} version(s) for rollback"
+    if any(n for n, _ in counts):
+        text = "Housekeeping deleted " + ", ".join(f"{n} {what}" for n, what in counts if n) + f", {kept}."
+    else:
+        text = f"Housekeeping: nothing to delete ({kept})."
     if done.get("errors"):
         text += f" {len(done['errors'])} deletion(s) failed: {'; '.join(map(str, done['errors'][:3]))}."
     return text, {"housekeeping": done}

@@ -271,7 +271,11 @@ def test_notify_tells_what_housekeeping_deleted_or_why_it_failed():
     done = {"keep_versions": 2, "deleted_alarms": ["a", "b"], "deleted_configs": ["c"], "deleted_models": ["m"],
             "errors": ["DeleteModel x: AccessDenied: no"]}
     text, details = summary_for(NotifyInput.model_validate({**base, "housekeeping": done}), "m/v2", ENDPOINT)
-    assert "Housekeeping deleted 2 alarm(s) of retired configs, 1 endpoint config(s), 1 model(s)" in text
+    assert "Housekeeping deleted 2 alarm(s) of retired configs, 1 endpoint config(s), 1 model(s), keeping 2" in text
+    quiet = {**base, "housekeeping": {"keep_versions": 2, "deleted_alarms": ["a"]}}
+    assert "deleted 1 alarm(s) of retired configs, keeping" in summary_for(NotifyInput.model_validate(quiet), "m", "e")[0]
+    nothing = {**base, "housekeeping": {"keep_versions": 2}}
+    assert "Housekeeping: nothing to delete (keeping 2" in summary_for(NotifyInput.model_validate(nothing), "m", "e")[0]
     assert "1 deletion(s) failed: DeleteModel x" in text and details["housekeeping"] == done
     failed = {**base, "outcome": "PROMOTED", "housekeeping_error": {"Error": "Lambda.Unknown", "Cause": "boom"}}
     text, details = summary_for(NotifyInput.model_validate(failed), "m/v2", ENDPOINT)
