@@ -89,9 +89,12 @@ def ordered(tickets: list[Ticket]) -> list[Ticket]:
     return out
 
 
-def precedes(a: Ticket, b: Ticket) -> bool:
-    """Whether upload `a` came before upload `b` (as `ordered` places them)."""
-    return ordered([a, b])[0] is a
+def strictly_before(a: Ticket, b: Ticket) -> bool:
+    """Whether S3 says upload `a` came before `b`: a smaller sequencer on the same key, else an earlier event time.
+    Two keys in the same second have no order (the queue's tie-break is not evidence)."""
+    if a.key == b.key and a.sequencer and b.sequencer:
+        return padded(a.sequencer) < padded(b.sequencer)
+    return _epoch(a.event_time, a.enqueued_at) < _epoch(b.event_time, b.enqueued_at)
 
 
 @dataclass
@@ -191,7 +194,7 @@ def take_turn(table: str, endpoint: str, mine: Ticket, now: int, alive: Callable
             ticket = replace(old, expires_at=mine.expires_at, execution_arn=mine.execution_arn or old.execution_arn)
         queue.tickets = [t for t in queue.tickets if t.execution not in dropped and t.execution != mine.execution]
         last = queue.last_started
-        if last and last.execution != mine.execution and last.idempotency_key != mine.idempotency_key and precedes(ticket, last):
+        if last and last.execution != mine.execution and last.idempotency_key != mine.idempotency_key and strictly_before(ticket, last):
             turn = Turn("SUPERSEDED", by=last, why=(
                 f"a newer upload {last.key} (execution {last.execution}) already took its turn on {endpoint}: "
                 "deploying this older upload now would reverse the upload order"), dropped=tuple(dropped))  # fmt: skip
@@ -199,6 +202,9 @@ def take_turn(table: str, endpoint: str, mine: Ticket, now: int, alive: Callable
         queue.tickets.append(ticket)
         while True:
             order = ordered(queue.tickets)
+            # the ticket that took its turn stays at the head until it leaves (a tie in one second may sort after it)
+            started = [t for t in order if queue.last_started and t.execution == queue.last_started.execution]
+            order = started + [t for t in order if t not in started]
             me = order.index(ticket)
             newer = [t for t in order[me + 1 :] if t.supersede and t.idempotency_key != ticket.idempotency_key]
             if newer and not live(newer[-1]):

@@ -126,6 +126,17 @@ def test_a_waiting_poll_writes_only_to_renew_a_half_spent_ttl(table):
     assert acquire_lock(upload("2", 5), "exec-2", s, now=1001 + ttl + 5).acquired and tickets(table) == ["exec-2"]
 
 
+def test_an_upload_in_the_same_second_as_the_holder_waits_behind_it(table):
+    # Two keys in one second: no AWS order. The tie-break would put "a" first, but "b" already took its turn.
+    s = load_settings()
+    holder = upload("b", 3, "0A").model_copy(update={"event_id": "id-z"})
+    assert acquire_lock(holder, "exec-b", s, now=1000).acquired
+    same_second = upload("a", 3, "0A").model_copy(update={"event_id": "id-a"})
+    waiting = acquire_lock(same_second, "exec-a", s, now=1001)
+    assert waiting.queued and not waiting.superseded and "exec-b" in (waiting.reason or "")
+    assert acquire_lock(holder, "exec-b", s, now=1002).acquired  # the holder's retry: still its turn
+
+
 def test_a_retried_acquire_keeps_its_place_and_its_lock(table):
     s = load_settings()
     first = acquire_lock(upload("1", 0), "exec-1", s, now=1000)
@@ -252,3 +263,13 @@ def test_a_concurrent_change_is_retried_not_lost(table, monkeypatch):
     assert acquire_lock(upload("2", 5), "exec-2", s, now=1002).position == 1
     monkeypatch.setattr(upload_queue.dynamodb, "get", real_get)
     assert tickets(table) == ["exec-1", "exec-2", "exec-3"]
+
+
+def test_the_superseded_message_names_the_newer_upload():
+    from functions.models import NotifyInput
+    from functions.steps.notify import summary_for
+
+    why = "a newer upload models/m/3/model.tar.gz (execution exec-3) supersedes it (supersede: true)"
+    doc = NotifyInput.model_validate({"outcome": "SUPERSEDED", "error": {"Error": "Superseded", "Cause": why}})
+    text, _ = summary_for(doc, "m/2", ENDPOINT)
+    assert "m/2 was not deployed to guardrail-endpoint" in text and "models/m/3/model.tar.gz" in text
