@@ -89,7 +89,7 @@ build-XgboostLayer:
 
 # Deploys a throwaway stack into the caller's AWS account (samconfig [smoke]), runs first deployment, a guarded
 # update, a rollback and a shadow test on ml.t2.medium, prints each outcome and the estimated cost, tears it all
-# down. `make aws-smoke SMOKE_ARGS=--local` runs the same on the local cloud (`guardrail up` first).
+# down. `make aws-smoke SMOKE_ARGS=--local` runs the same on a local cloud of its own (endpoint guardrail-smoke).
 aws-smoke: venv sam-venv
 	$(PYBIN) -m guardrail.aws_smoke $(SMOKE_ARGS)
 

@@ -19,9 +19,21 @@ MODELS = Path(os.environ.get("GUARDRAIL_E2E_MODELS", PROJECT_ROOT / ".cache" / "
 TRIALS = os.environ.get("GUARDRAIL_E2E_TRIALS", "3")
 
 
+def needed_models() -> tuple[str, ...]:
+    """Every model `guardrail train --scenarios` builds: the scenario table's and those only the e2e tests upload
+    (the evidence tests' `worse`). The demo's `ensure_models` checks the table's alone."""
+    from training.scenarios import ALL_MODELS
+
+    return ALL_MODELS
+
+
+def missing_models(models_dir: Path) -> list[str]:
+    return [m for m in needed_models() if not (models_dir / m / "model.tar.gz").is_file()]
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    from guardrail.demo import ensure_models
+    from guardrail.demo import DemoError, ensure_models
 
     class Quiet:
         def print(self, *args, **kwargs):
@@ -31,6 +43,12 @@ def models_dir() -> Path:
     with open(MODELS / ".train.lock", "w") as lock:  # two xdist workers must not train into one folder at once
         fcntl.flock(lock, fcntl.LOCK_EX)
         ensure_models(MODELS, train=True, trials=int(TRIALS), console=Quiet())
+        if missing_models(MODELS):  # --reuse: only the missing (or stale) ones are built
+            from training.cli import main as train_main
+
+            if train_main(["--out", str(MODELS), "--reuse", "--trials", TRIALS, "--scenarios"]):
+                raise DemoError(f"training {', '.join(missing_models(MODELS))} into {MODELS} failed")
+    assert not missing_models(MODELS), missing_models(MODELS)
     return MODELS
 
 
