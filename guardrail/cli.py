@@ -610,6 +610,11 @@ def status(workdir: Path, aws: bool, stack_name: str, profile: str | None, regio
             outcome += f" ({row['error']})"
         served = f"  served: {escape(row['served'])}" if row.get("served") else ""
         served += f"  {escape(row['decided'])}" if row.get("decided") else ""
+        if row["status"] == "RUNNING":  # an approval gate waiting for a person (issue 15)
+            from guardrail.operator import waiting_for
+
+            waiting = waiting_for(sfn, row["arn"])
+            served += f"  [yellow]{escape(waiting)}[/yellow]" if waiting else ""
         console.print(f"  {row['started'].astimezone(UTC):%Y-%m-%d %H:%M:%S}  {row['status']:<9}  "
                       f"{escape(outcome):<28}  {escape(row['arn'])}{served}", highlight=False)
     return 0

@@ -109,3 +109,19 @@ def abort(sfn: Any, sts: Any, arn: str, reason: str | None) -> dict[str, Any]:
     cause = f"aborted by {by}" + (f": {reason}" if reason else "")
     sfn.stop_execution(executionArn=arn, error=ABORT_ERROR, cause=cause)
     return {"execution": described["name"], "aborted_by": by, "reason": reason, "cause": cause}
+
+
+GATES = {"AskUpdateApproval": "update", "AskPromotionApproval": "promotion"}  # statemachine/guardrail.asl.json
+
+
+def waiting_for(sfn: Any, arn: str) -> str | None:
+    """What a running execution waits for, when it waits in an approval gate (for `guardrail status`)."""
+    events = [e for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn) for e in page["events"]]
+    for event in sorted(events, key=lambda e: e["id"], reverse=True):  # newest first
+        if event["type"].endswith("StateExited"):
+            return None  # the last state it entered has ended: not waiting in it
+        if event["type"].endswith("StateEntered"):
+            gate = GATES.get(event["stateEnteredEventDetails"]["name"])
+            name = arn.rsplit(":", 1)[-1]
+            return f"waiting for approval of the {gate}: guardrail approve|reject {name}" if gate else None
+    return None

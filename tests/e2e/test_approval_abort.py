@@ -82,11 +82,14 @@ def deployed(target, models_dir, data, alerts):
     list(alerts.poll(timeout=2))
 
 
-def test_rejected_update_is_not_approved_and_leaves_the_endpoint(deployed, cloud, target, models_dir, alerts):
+def test_rejected_update_is_not_approved_and_leaves_the_endpoint(deployed, cloud, target, models_dir, alerts, capsys):
     before = in_service(target).config
     arn = start(target, update("a1", approval={"before_update": True, "timeout_seconds": 300}), models_dir)
     request = asked(alerts, arn)
     name = arn.rsplit(":", 1)[-1]
+    capsys.readouterr()
+    assert cli(cloud, "status") == 0
+    assert f"waiting for approval of the update: guardrail approve|reject {name}" in " ".join(capsys.readouterr().out.split())
     assert f"guardrail approve {name}" in request.message and "then it will reject by default" in request.message
     assert request.subject.startswith("Guardrail APPROVAL NEEDED: update ")
     assert cli(cloud, "reject", name, "--reason", "not during the sale") == 0

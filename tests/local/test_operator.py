@@ -17,16 +17,16 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from guardrail.operator import OperatorError, abort, caller, decide, resolve
+from guardrail.operator import OperatorError, abort, caller, decide, resolve, waiting_for
 from local import sfn_tasks
 
 TABLE = "guardrail-locks"
 ENDPOINT = "guardrail-endpoint"
 # A gate like the state machine's; its "approval function" (a boto3 hook below) stores the token as the real one.
 GATE = {
-    "StartAt": "Ask",
+    "StartAt": "AskUpdateApproval",
     "States": {
-        "Ask": {
+        "AskUpdateApproval": {
             "Type": "Task",
             "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
             "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:approval",
@@ -85,9 +85,10 @@ def _ended(aws: dict[str, Any], arn: str) -> dict[str, Any]:
 
 def test_approve_sends_who_and_why(aws):
     arn = _start(aws, "exec-a")
+    assert waiting_for(aws["sfn"], arn) == "waiting for approval of the update: guardrail approve|reject exec-a"
     sent = decide(aws["sfn"], aws["ddb"], aws["sts"], TABLE, arn, True, "canary looked fine")
     described = _ended(aws, arn)
-    assert described["status"] == "SUCCEEDED"
+    assert described["status"] == "SUCCEEDED" and waiting_for(aws["sfn"], arn) is None
     approval = json.loads(described["output"])["approval"]
     assert approval == {"decision": "APPROVED", "kind": "update", "decided_by": caller(aws["sts"]),
                         "reason": "canary looked fine", "decided_at": sent["decided_at"]}  # fmt: skip
