@@ -273,3 +273,32 @@ def test_the_superseded_message_names_the_newer_upload():
     doc = NotifyInput.model_validate({"outcome": "SUPERSEDED", "error": {"Error": "Superseded", "Cause": why}})
     text, _ = summary_for(doc, "m/2", ENDPOINT)
     assert "m/2 was not deployed to guardrail-endpoint" in text and "models/m/3/model.tar.gz" in text
+
+
+@pytest.fixture
+def bucket(aws):
+    from fn_support import BUCKET
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+def test_parse_upload_records_the_event_order_and_supersede(bucket, monkeypatch):
+    from fn_support import put_model_files
+
+    from functions.config import reset_settings
+    from functions.models import ParseUploadInput
+    from functions.steps.parse_upload import parse_upload
+
+    asked = put_model_files(bucket, "xgb-best", "7", deployment={"supersede": True})
+    plain = put_model_files(bucket, "xgb-best", "8")
+    event = s3_event(asked, version_id=None) | {"time": "2026-11-29T12:00:05Z"}
+    event["detail"]["object"]["sequencer"] = "0055AED6DCD90281E5"
+    out = parse_upload(ParseUploadInput.model_validate(event), load_settings())
+    assert (out.event_time, out.sequencer, out.event_id) == ("2026-11-29T12:00:05Z", "0055AED6DCD90281E5", event["id"])
+    assert out.supersede is True
+    assert parse_upload(ParseUploadInput.model_validate(s3_event(plain, version_id=None)), load_settings()).supersede is False
+    monkeypatch.setenv("SUPERSEDE", "true")  # the template's Supersede parameter
+    reset_settings()
+    assert parse_upload(ParseUploadInput.model_validate(s3_event(plain, version_id=None)), load_settings()).supersede is True
