@@ -233,4 +233,5 @@ def report_kinds():
         cw.set_alarm_state(AlarmName=LAT_ALARM, StateValue="OK", StateReason="latency fine")
         _put_fleets(cw, [(OLD, "AllTraffic", [0, 0, 0], 3000.0), (NEW, "AllTraffic", [1, 0, 1, 0, 0], 4000.0),
                          (IE_CONFIG, PROD_VARIANT, [0, 0, 0], 9000.0), (IE_CONFIG, SHADOW_VARIANT, [0, 0, 1], 9500.0)])
-        yield SimpleNamespace(session=session, arns=arns)
+        yield SimpleNamespace(session=session, arns=arns, old=OLD, ie_config=IE_CONFIG, prod_variant=PROD_VARIANT,
+                              shadow_variant=SHADOW_VARIANT)

@@ -101,13 +101,13 @@ def test_each_report_kind_says_why_in_one_line(report_kinds):
 
 
 def test_shadow_report_has_both_fleets_metrics_and_the_config_that_served_before(report_kinds):
-    from conftest import IE_CONFIG, OLD, PROD_VARIANT, SHADOW_VARIANT
-
-    data = report.collect(report_kinds.arns["shadow-reject"], client=report_kinds.session.client)
-    assert data.previous_config == OLD
-    fleets = {(s.metric, s.dimensions["VariantName"]) for s in data.series if s.dimensions.get("EndpointConfigName") == IE_CONFIG}
+    k = report_kinds  # conftest's names through the fixture: `import conftest` may find another folder's
+    data = report.collect(k.arns["shadow-reject"], client=k.session.client)
+    assert data.previous_config == k.old
+    fleets = {(s.metric, s.dimensions["VariantName"]) for s in data.series
+              if s.dimensions.get("EndpointConfigName") == k.ie_config}
     assert fleets == {(m, v) for m in ("Invocations", "Invocation5XXErrors", "ModelLatency")
-                      for v in (PROD_VARIANT, SHADOW_VARIANT)}
+                      for v in (k.prod_variant, k.shadow_variant)}
     fig = report.shadow_figure(data)
     assert [a.text for a in fig.layout.annotations] == [
         "requests", "5XX errors", "5XX rate", "mean ModelLatency (ms)"]
