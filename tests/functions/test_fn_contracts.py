@@ -25,6 +25,7 @@ STATE_MODELS = {
     "check_shadow_test": m.CheckShadowTestInput,
     "conclude_shadow_test": m.ConcludeShadowTestInput,
     "notify": m.NotifyInput,
+    "housekeeping": m.HousekeepingInput,
 }
 
 
