@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from functions.stats.distributions import normal_cdf
 from functions.stats.periods import excess_rate
@@ -31,7 +31,14 @@ class MetricPlan(BaseModel):
 
     metric: str
     minutes_to_promote: float | None  # None: not within the configured duration
-    half_width_at_end: float  # of the confidence sequence on the expected path (same units as the margin)
+    # Of the confidence sequence on the expected path (same units as the margin); None when it never narrows (no
+    # data): the plan travels as JSON in $.shadow.plan, where an infinite float would come back as null.
+    half_width_at_end: float | None
+
+    @field_validator("half_width_at_end", mode="before")
+    @classmethod
+    def _infinite_is_none(cls, v: float | None) -> float | None:
+        return None if v is None or not math.isfinite(v) else v
     margin: float
     p_inside_at_end: float
 
@@ -159,7 +166,9 @@ def plan(
     else:
         slow = [m for m in metrics if m.minutes_to_promote is None]
         detail = "; ".join(
-            f"{m.metric}: confidence half-width {m.half_width_at_end:.3g} at the end vs margin {m.margin:.3g}"
+            f"{m.metric}: confidence half-width "
+            f"{'unbounded' if m.half_width_at_end is None else format(m.half_width_at_end, '.3g')} at the end "
+            f"vs margin {m.margin:.3g}"
             for m in slow
         )
         explanation = (

@@ -54,3 +54,15 @@ def test_canary_refusal_arithmetic():
     text = canary_refusal("LINEAR", wait_interval_seconds=90, metric_period_seconds=60, share_percent=20)
     assert text is not None and "90-s bake" in text and "spans 1 period" in text and ">= 120 s" in text
     assert "<= 45 s" in text and "100 requests" in text
+
+
+def test_a_plan_that_cannot_decide_survives_the_state_machine_json():
+    # With no production traffic the half-widths are infinite; the plan is stored in $.shadow.plan (JSON, where
+    # pydantic writes inf as null) and read back by every poll: it must validate again, not fail the execution.
+    from functions.stats.plan import Plan
+
+    p = plan(production_rps=0.0, candidate_rps=0.0, duration_seconds=120, period_seconds=10, tail=True)
+    assert not p.decidable
+    again = Plan.model_validate_json(p.model_dump_json())
+    assert again.decidable is False and again.metrics[0].metric == "error_rate"
+    assert Plan.model_validate(p.model_dump(mode="json")) == again
