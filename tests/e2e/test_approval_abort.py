@@ -4,7 +4,7 @@ approval is rejected (NOT_APPROVED, endpoint untouched), times out to its defaul
 outlives the execution, the shadow variant is gone and one ABORTED notification carries the reason and what
 serves. Each run goes through S3 -> EventBridge -> Step Functions -> Lambda (IAM on every call) -> SNS.
 Measured on a loaded 2-core machine: reject 14 s, timeout 21 s, abort mid-shadow 19 s (in CI); approve and
-deploy 63 s, abort mid-canary 39 s (slow: `make test-slow`)."""
+deploy 63 s, abort mid-canary 39 s, approve a shadow's promotion 152 s (slow: `make test-slow`)."""
 
 from __future__ import annotations
 
@@ -164,3 +164,21 @@ def test_abort_mid_shadow_removes_the_shadow(deployed, cloud, target, models_dir
     status = target.client("sagemaker").describe_inference_experiment(Name=experiment)["Status"]
     assert status in ("Stopping", "Completed", "Cancelled")
     assert [a.outcome for a in about(alerts, arn, settle=4)] == []
+
+
+@pytest.mark.slow
+def test_approved_promotion_is_promoted(deployed, cloud, target, models_dir, data, alerts):
+    gated = {**scenarios.SHADOW, "approval": {"before_promote": True, "timeout_seconds": 600}}
+    shadow = scenarios.get("shadow-promote").model_copy(update={"key": "approval-a6", "version": "a6", "deployment": gated})
+    arn = start(target, shadow, models_dir)
+    with Traffic(target, data, 40):
+        request = asked(alerts, arn, timeout=400)
+        assert "The experiment's own schedule ends at" in request.message
+        assert request.subject.startswith("Guardrail APPROVAL NEEDED: promote ")
+        assert endpoint_view(target.client("sagemaker"), target.endpoint_name).shadow  # still mirrored while asked
+        assert cli(cloud, "approve", arn.rsplit(":", 1)[-1], "--reason", "shadow numbers look fine") == 0
+        doc = wait_for(target.client("stepfunctions"), arn, timeout=300)
+    assert doc["outcome"] == "PROMOTED", (doc.get("error"), doc.get("shadow", {}).get("verdict"))
+    [alert] = [a for a in about(alerts, arn) if a.outcome != "APPROVAL_REQUESTED"]
+    assert "Approved by arn:aws:" in alert.message and "shadow numbers look fine" in alert.message
+    assert not in_service(target).shadow and locks(cloud, target) == []
