@@ -578,6 +578,15 @@ def _acquire(stack: Stack, execution: str) -> dict[str, Any]:
     return json.loads(result.payload) | {"_error": result.function_error}
 
 
+def _release(stack: Stack, lock: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    event = json.loads((Path(__file__).parents[2] / "events" / "states" / "release_lock.json").read_text())
+    event["lock"] = {k: v for k, v in lock.items() if not k.startswith("_")}
+    result = stack.cloud.runtime.invoke(stack.cloud.deployment.functions["ReleaseLockFunction"], json.dumps(event))
+    assert result.function_error is None and json.loads(result.payload)["released"] is True, result.payload
+
+
 def test_audit_row_5_duplicate_upload_is_access_denied_with_the_unfixed_acquire_lock_policy(stack):
     """template.yaml at audit time: AcquireLock had PutItem/GetItem/UpdateItem only. A duplicate upload
     gives the lock back with DeleteItem: AccessDenied in the real Lambda worker (its role session)."""
@@ -586,7 +595,7 @@ def test_audit_row_5_duplicate_upload_is_access_denied_with_the_unfixed_acquire_
     ddb = client("dynamodb", stack.cloud.env)
     first = _acquire(stack, f"first-{uuid.uuid4().hex[:8]}")
     assert first["_error"] is None and first.get("acquired") is True, first
-    ddb.delete_item(TableName=stack.table, Key={"pk": {"S": first["lock_key"]}})  # what ReleaseLock does
+    _release(stack, first)  # the real ReleaseLock: the lock is freed and the first's queue ticket leaves
     with pinned(stack, "AcquireLockFunction", unfixed):
         duplicate = _acquire(stack, f"dup-{uuid.uuid4().hex[:8]}")
     assert duplicate["_error"] == "Unhandled", duplicate
