@@ -45,6 +45,29 @@ def _interrupt_callbacks(execution: Any) -> None:
         endpoint.interrupt_all()
 
 
+def _wait_for_environment(execution: Any, timeout: float = 5.0) -> None:
+    """moto builds an execution's environment on its worker thread: a StopExecution right after StartExecution
+    found none and raised (AttributeError -> 500). AWS stops any RUNNING execution, so wait for it (briefly)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        env = getattr(execution.exec_worker, "env", None)
+        if env is not None and env._program_state is not None:  # ProgramRunning (or already ended): stoppable
+            return
+        time.sleep(0.005)
+
+
+def _wait_until_reflected(execution: Any, timeout: float = 5.0) -> None:
+    """AWS's StopExecution is synchronous (DescribeExecution says ABORTED once it returns); moto's worker thread
+    reflects the stop a moment later."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while getattr(execution.exec_status, "value", None) == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def install() -> None:
     from moto.core.utils import utcnow
     from moto.stepfunctions.models import StateMachine, StepFunctionBackend
@@ -89,8 +112,10 @@ def install() -> None:
         execution = next((x for x in self.executions if x.execution_arn == execution_arn), None)
         if execution is None or not hasattr(execution, "exec_worker"):
             return original_machine_stop(self, execution_arn)
+        _wait_for_environment(execution)
         execution.stop(stop_date=utcnow(), error=error, cause=cause)
         _interrupt_callbacks(execution)  # 3. a waiting task must not outlive the stop
+        _wait_until_reflected(execution)
         return execution
 
     _patch(StateMachine, "stop_execution", machine_stop_execution)

@@ -43,4 +43,4 @@ def test_handler_runs_with_xray_tracing_enabled() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"released": False, "lock_key": None, "reason": "no lock in the execution document"}
+    assert result == {"released": False, "dequeued": False, "lock_key": None, "reason": "no lock in the execution document"}
