@@ -32,8 +32,9 @@ test: venv sam-venv
 	$(VENV)/bin/ruff check .
 	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadfile -m "not slow"  # xdist 3.8 loadgroup is a no-op under pytest 9 (nodeid is read-only)
 
-# The longest end-to-end suites (~25 min on 2 cores): the fault matrix, the evidence scenarios, demo subsets and the
-# aws-smoke run on the local cloud. Kept out of `make test` so CI stays under its 20-minute budget.
+# The longest end-to-end suites (~40 min on 2 cores): the fault matrix, upload order, the evidence scenarios, demo
+# subsets, rolling scenarios, the slower approval/abort cases, the shadow promotion e2e and the aws-smoke run on the
+# local cloud. Kept out of `make test` so CI stays under its 20-minute budget.
 test-slow: venv sam-venv
 	PATH=$(CURDIR)/$(SAMVENV)/bin:$$PATH $(VENV)/bin/pytest -n 2 --dist loadfile -m slow
 

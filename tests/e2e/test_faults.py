@@ -91,6 +91,7 @@ def test_the_same_event_twice_is_a_noop(throttled_update, cloud, target):
     assert lock_items(cloud, target) == []
 
 
+@pytest.mark.slow  # ~110 s: make test-slow (CI budget); the queue's rules are tests/functions/test_fn_upload_queue.py
 def test_two_uploads_for_one_endpoint_at_once(deployed, cloud, target, models_dir, data, alerts):
     s3, sfn = target.client("s3"), target.client("stepfunctions")
     # No traffic here (the point is the lock): the evidence policy would roll each update back for lack of

@@ -129,6 +129,8 @@ def test_an_update_nobody_calls_is_rolled_back_for_lack_of_evidence(run, target)
     assert r.endpoint_config_after == config("v2") and r.serving_after == {variant("v2"): 10}
 
 
+# ~150 s: make test-slow (CI budget). The fast path of a promotion is tests/functions/test_fn_emulator_e2e.py.
+@pytest.mark.slow
 @pytest.mark.timeout(360)  # scenarios.SHADOW_TIMEOUT (a 120 s test, then the promotion) + settling and probes
 def test_shadow_test_promotes_a_better_model(run, target):
     r = run("shadow-promote")
