@@ -192,6 +192,9 @@ def test_shadow_test_promotes_the_better_model(local_cloud, monkeypatch) -> None
     _finish(first, "DEPLOYED")
 
     monkeypatch.setenv("SHADOW_MIN_INVOCATIONS", "10")
+    # The p99 of ~300 requests on a busy 2-core host jitters by several ms (CI saw 14.1 vs 7.9 ms for equal
+    # models); this test is about the promotion's wiring, so the latency slack is wider than that jitter.
+    monkeypatch.setenv("SHADOW_LATENCY_SLACK_MICROS", "25000")
     reset_settings()
     key = put_model_files(
         s3,
